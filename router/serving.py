@@ -1,0 +1,39 @@
+"""The Ray Serve application: one worker deployment per model, and the router ingress in front."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from starlette.applications import Starlette
+
+from router.app import create_app
+from router.catalog import Catalog, ModelRecord
+from router.generation import Generations
+from workers.deployment import ModelWorker, worker_options
+
+
+@serve.deployment(max_ongoing_requests=4096)
+@serve.ingress()
+class Router:
+    """Ingress replica: the Starlette app, with handles to every model's worker deployment."""
+
+    def __init__(self, records: list[ModelRecord], workers: dict[str, Any], ollama_version: str) -> None:
+        self._app = create_app(Catalog(records), Generations(workers), ollama_version=ollama_version)
+
+    def __serve_build_asgi_app__(self) -> Starlette:
+        return self._app
+
+
+def build_application(
+    prepared: list[tuple[ModelRecord, str]], *, ollama_version: str, router_replicas: int = 1
+) -> Any:
+    """Bind the deployment graph. `prepared` pairs each record with the path vLLM loads."""
+    workers = {
+        record.deployment_id: ModelWorker.options(name=record.deployment_id, **worker_options(record.spec)).bind(
+            record.spec, path
+        )
+        for record, path in prepared
+    }
+    records = [record for record, _ in prepared]
+    return Router.options(num_replicas=router_replicas).bind(records, workers, ollama_version)

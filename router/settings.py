@@ -1,0 +1,25 @@
+"""Process settings: one object, read from HERD_* environment variables; building it does no I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERD_")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds (Ollama's default).")
+    port: int = Field(11434, description="Port for both APIs (Ollama's default).")
+    config: Path | None = Field(None, description="Cluster config YAML; unset serves the embedded default.")
+    data_dir: Path = Field(Path.home() / ".herd", description="Model store and other state.")
+    ray_cpus: int = Field(8, description="Logical CPUs given to the local Ray cluster (more than cores is fine).")
+    ray_address: str | None = Field(None, description="Join an existing Ray cluster instead of starting one.")
+    ollama_version: str = Field("0.12.6", description="Version /api/version reports: the Ollama API level served.")
+    router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "models"

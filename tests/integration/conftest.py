@@ -1,0 +1,73 @@
+"""One real Herd per test session: `herd serve` (Ray Serve + vLLM CPU + the packaged SmolLM2)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+STARTUP_TIMEOUT_S = 900
+MODEL = "smollm2:135m"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a running Herd. The model store is shared across runs (conversion happens once)."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("herd") / "serve.log"
+    env = {**os.environ, "HERD_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    herd_bin = Path(sys.executable).with_name("herd")
+    log = log_path.open("w")
+    proc = subprocess.Popen([str(herd_bin), "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, base, log_path)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"herd serve exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
+        if "herd: ready" in log_path.read_text():
+            return
+        time.sleep(1)
+    raise RuntimeError(f"herd serve not ready after {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-5000:]}")
+
+
+@pytest.fixture(scope="session")
+def http(herd: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=herd, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def tokenizer(herd: str) -> Any:
+    """The model's tokenizer, loaded independently of the server, to check reported counts."""
+    from transformers import AutoTokenizer
+
+    store = Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd")) / "models" / "smollm2--135m"
+    return AutoTokenizer.from_pretrained(str(store))

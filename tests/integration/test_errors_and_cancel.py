@@ -1,0 +1,98 @@
+"""Bad input gets each protocol's error shape and status; a client disconnect aborts the engine request."""
+
+from __future__ import annotations
+
+import socket
+import time
+from urllib.parse import urlparse
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.integration.conftest import MODEL
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        ("/api/generate", b'{"model": "nope", "prompt": "hi"}', 404, "model 'nope' not found"),
+        ("/api/chat", b'{"model": "nope:7b", "messages": [{"role": "user", "content": "x"}]}', 404,
+         "model 'nope:7b' not found"),
+        ("/api/show", b'{"model": "nope"}', 404, "model 'nope' not found"),
+        ("/api/generate", b"", 400, "missing request body"),
+        ("/api/generate", b'{"prompt": "hi"}', 400, "model is required"),
+        ("/api/generate", b'{"model": "smollm2", "prompt": "hi", "raw": true, "system": "x"}', 400,
+         "raw mode does not support template, system, or context"),
+        ("/api/generate", b'{"model": "smollm2", "prompt": "hi", "options": {"top_k": "many"}}', 400,
+         'option "top_k" must be of type integer'),
+    ],
+)
+def test_ollama_errors(http: httpx.Client, path: str, body: bytes, status: int, error: str) -> None:
+    r = http.post(path, content=body)
+    assert r.status_code == status
+    assert r.json() == {"error": error}
+
+
+def test_ollama_malformed_json_and_array_content(http: httpx.Client, herd: str) -> None:
+    r = http.post("/api/generate", content=b'{"model": "smollm2", "prompt": ')
+    assert r.status_code == 400 and r.json()["error"]
+    r = http.post("/api/chat", json={"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text"}]}]})
+    assert r.status_code == 400 and "content" in r.json()["error"]
+    with pytest.raises(ollama.ResponseError) as info:
+        ollama.Client(host=herd).chat(model="missing", messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == 404 and info.value.error == "model 'missing' not found"
+
+
+def test_unknown_route_and_method(http: httpx.Client) -> None:
+    r = http.get("/api/nothing")
+    assert r.status_code == 404 and r.text == "404 page not found"
+    assert http.get("/api/generate").status_code == 405
+
+
+def test_openai_errors(herd: str, http: httpx.Client) -> None:
+    client = openai.OpenAI(base_url=f"{herd}/v1", api_key="any", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as nf:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert nf.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as long:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "word " * 3000}])
+    assert long.value.code == "context_length_exceeded"
+    r = http.post("/v1/chat/completions", content=b"{not json")
+    assert r.status_code == 400
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    r = http.post("/v1/chat/completions", json={"model": MODEL, "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=5)
+
+
+def test_prompt_too_long_is_400_for_ollama(http: httpx.Client) -> None:
+    r = http.post("/api/generate", json={"model": MODEL, "prompt": "word " * 3000, "stream": True})
+    assert r.status_code == 400 and "context" in r.json()["error"]
+
+
+def _unfinished(http: httpx.Client) -> int:
+    return int(http.get("/herd/stats").json()["smollm2--135m"]["unfinished"])
+
+
+def test_client_disconnect_aborts_engine_request(http: httpx.Client, herd: str) -> None:
+    assert _unfinished(http) == 0
+    url = urlparse(herd)
+    body = b'{"model":"smollm2","prompt":"Write a very long story.","options":{"num_predict":1500}}'
+    request = (
+        f"POST /api/generate HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(request)
+        received = b""
+        while received.count(b'"done":false') < 3:
+            received += sock.recv(4096)
+        assert _unfinished(http) == 1
+    deadline = time.monotonic() + 10
+    while _unfinished(http) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _unfinished(http) == 0

@@ -1,0 +1,1 @@
+"""The engine side of Herd: vLLM replicas hosted as Ray Serve deployments."""

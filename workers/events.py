@@ -1,0 +1,100 @@
+"""Engine-neutral request and event types: the only things that cross the router/worker boundary.
+
+They are plain dataclasses so they pickle cheaply through Ray Serve handles, and the router may
+import them without importing vLLM.
+
+Streaming rules for `ModelWorker.generate`: the worker yields *batches* (lists) of events so
+that one handle message can carry several deltas; every stream ends with exactly one `Final`,
+or raises. A stream never yields an empty batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling settings the router resolved from either protocol; None means engine default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    # Guided decoding: exactly one of these may be set.
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrompt:
+    """Messages rendered by the model's own chat template inside the worker."""
+
+    messages: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPrompt:
+    """A prompt already rendered to text (raw mode, a template override, or OpenAI completions)."""
+
+    text: str
+
+
+Prompt = ChatPrompt | TextPrompt
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    request_id: str
+    prompt: Prompt
+    sampling: Sampling = field(default_factory=Sampling)
+    # Token ids placed before the rendered prompt: Ollama `context`, or OpenAI token-array prompts.
+    prefix_token_ids: tuple[int, ...] = ()
+    # Ollama's /api/generate returns prompt+output token ids so a client can continue.
+    return_token_ids: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """New output text and how many tokens produced it."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """End of a generation, with counts and the worker's own measured timings (nanoseconds).
+
+    `prompt_eval_ns` runs from the worker receiving the request to the first output token
+    (queueing and prefill); `eval_ns` from the first to the last output token; `worker_ns` is
+    the whole time the request spent in the worker, so prompt_eval_ns + eval_ns <= worker_ns.
+    """
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    output_tokens: int
+    prompt_eval_ns: int
+    eval_ns: int
+    worker_ns: int
+    token_ids: tuple[int, ...] | None = None
+
+
+Event = Delta | Final
+
+
+class InvalidRequest(ValueError):
+    """The engine rejected the request's parameters; the router answers 400."""
+
+
+class PromptTooLong(InvalidRequest):
+    """The prompt leaves no room in the model's context; the router answers 400."""
