@@ -54,6 +54,7 @@ class OllamaApi:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
         record = self._catalog.resolve(_required(req.model))
+        record.require_generation(req.model, "generate")
         if not req.prompt and not req.context:
             return _loaded(req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
@@ -74,12 +75,15 @@ class OllamaApi:
                 req.model, created_at(), text, f.finish_reason, metrics(f, started), ctx
             )
 
-        return await _respond(req.stream, events, lambda text: stream.ollama_generate_chunk(req.model, created_at(), text), final)
+        return await _respond(
+            req.stream, events, lambda text: stream.ollama_generate_chunk(req.model, created_at(), text), final
+        )
 
     async def chat(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatRequest, await request.body())
         record = self._catalog.resolve(_required(req.model))
+        record.require_generation(req.model, "chat")
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)
         if req.tools:
@@ -91,7 +95,9 @@ class OllamaApi:
         def final(text: str, f: Final) -> bytes:
             return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, metrics(f, started))
 
-        return await _respond(req.stream, events, lambda text: stream.ollama_chat_chunk(req.model, created_at(), text), final)
+        return await _respond(
+            req.stream, events, lambda text: stream.ollama_chat_chunk(req.model, created_at(), text), final
+        )
 
     async def tags(self, request: Request) -> Response:
         return JSONResponse({"models": [_tag_entry(r) for r in self._catalog.records()]})

@@ -35,6 +35,7 @@ class OpenAIApi:
         started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        record.require_generation(req.model, "chat")
         _unsupported(n=req.n, logprobs=req.logprobs, tools=req.tools and req.tool_choice != "none")
         messages = tuple(
             {"role": "system" if m.role == "developer" else m.role, "content": text_content(m.content)}
@@ -56,6 +57,7 @@ class OpenAIApi:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)
         greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None), prefix_token_ids=prefix)
@@ -143,4 +145,3 @@ async def _frames(
     except Exception as exc:
         yield stream.sse_error(EngineError(str(exc)))
     yield stream.DONE
-

@@ -23,6 +23,10 @@ log = logging.getLogger("herd.router")
 def create_app(catalog: Catalog, generations: Generations, *, ollama_version: str) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
     ollama = OllamaApi(catalog, generations, ollama_version)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(await generations.stats())
+
     openai = OpenAIApi(catalog, generations)
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
@@ -36,18 +40,14 @@ def create_app(catalog: Catalog, generations: Generations, *, ollama_version: st
         Route("/v1/completions", openai.completions, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
-        Route("/herd/stats", lambda request: _stats(generations), methods=["GET"]),
+        Route("/herd/stats", stats, methods=["GET"]),
     ]
     handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
-    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers)
 
 
 async def root(request: Request) -> Response:
     return PlainTextResponse("Ollama is running")
-
-
-async def _stats(generations: Generations) -> Response:
-    return JSONResponse(await generations.stats())
 
 
 def render_error(request: Request, err: HerdError) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from router.errors import ModelNotFound
+from router.errors import BadRequest, ModelNotFound
 from router.names import ModelName, parse_name
 from workers.spec import ModelSpec
 
@@ -33,6 +33,11 @@ class ModelRecord:
     @property
     def capabilities(self) -> list[str]:
         return ["embedding"] if self.spec.kind == "embed" else ["completion"]
+
+    def require_generation(self, requested: str, endpoint: str) -> None:
+        """Embedding models cannot chat or generate: Ollama's 400 text, not an engine failure."""
+        if "completion" not in self.capabilities:
+            raise BadRequest(f'"{requested}" does not support {endpoint}')
 
 
 class Catalog:

@@ -81,12 +81,14 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
         include_dashboard=False,
         logging_level=logging.WARNING,
     )
-    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    ray_serve.start(
+        http_options={"host": settings.host, "port": settings.port},
+        # A log line per request costs CPU the engines need; errors are still logged.
+        logging_config={"log_level": settings.log_level, "enable_access_log": False},
+    )
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)
-    app = build_application(
-        prepared, ollama_version=settings.ollama_version, router_replicas=settings.router_replicas
-    )
+    app = build_application(prepared, ollama_version=settings.ollama_version, router_replicas=settings.router_replicas)
     ray_serve.run(app, name="herd", route_prefix="/")
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
@@ -98,7 +100,7 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     print("herd: shutting down", flush=True)
-    ray_serve.shutdown()
+    ray_serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()
     return 0
 

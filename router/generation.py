@@ -101,7 +101,6 @@ class Generations:
             raise map_error(exc) from exc
         return EventStream(started_ns, first, responses)
 
-
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""
         return {deployment_id: await handle.stats.remote() for deployment_id, handle in self._workers.items()}

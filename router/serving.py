@@ -10,10 +10,9 @@ from starlette.applications import Starlette
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
-from workers.deployment import ModelWorker, worker_options
+from workers.deployment import worker_deployment
 
 
-@serve.deployment(max_ongoing_requests=4096)
 @serve.ingress()
 class Router:
     """Ingress replica: the Starlette app, with handles to every model's worker deployment."""
@@ -25,15 +24,12 @@ class Router:
         return self._app
 
 
-def build_application(
-    prepared: list[tuple[ModelRecord, str]], *, ollama_version: str, router_replicas: int = 1
-) -> Any:
+def build_application(prepared: list[tuple[ModelRecord, str]], *, ollama_version: str, router_replicas: int = 1) -> Any:
     """Bind the deployment graph. `prepared` pairs each record with the path vLLM loads."""
     workers = {
-        record.deployment_id: ModelWorker.options(name=record.deployment_id, **worker_options(record.spec)).bind(
-            record.spec, path
-        )
+        record.deployment_id: worker_deployment(record.spec, record.deployment_id).bind(record.spec, path)
         for record, path in prepared
     }
     records = [record for record, _ in prepared]
-    return Router.options(num_replicas=router_replicas).bind(records, workers, ollama_version)
+    router = serve.deployment(name="router", num_replicas=router_replicas, max_ongoing_requests=4096)(Router)
+    return router.bind(records, workers, ollama_version)

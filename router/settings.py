@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     ray_cpus: int = Field(8, description="Logical CPUs given to the local Ray cluster (more than cores is fine).")
     ray_address: str | None = Field(None, description="Join an existing Ray cluster instead of starting one.")
     ollama_version: str = Field("0.12.6", description="Version /api/version reports: the Ollama API level served.")
+    log_level: str = Field("WARNING", description="Log level of Herd's Serve replicas.")
     router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
 
     @property

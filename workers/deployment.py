@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ray import serve
+from ray.serve import Deployment
 
 from workers.engine import Engine
 from workers.events import Event, GenerationRequest
@@ -16,13 +17,15 @@ from workers.spec import ModelSpec
 CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
-@serve.deployment
 class ModelWorker:
     """Serve-hosted engine. Handle calls: `generate` (streaming), `tokenize`, `stats`."""
 
-    async def __init__(self, spec: ModelSpec, model_path: str) -> None:
+    # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
+    async def __init__(self, spec: ModelSpec, model_path: str) -> None:  # type: ignore[misc]
         self._spec = spec
-        self._engine = Engine.start(model_path, spec.engine)
+        # Embedding models run vLLM's pooling runner; generation models the default one.
+        args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
+        self._engine = Engine.start(model_path, args)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         async for batch in self._engine.generate(request):
@@ -42,6 +45,11 @@ class ModelWorker:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown()
+
+
+def worker_deployment(spec: ModelSpec, deployment_id: str) -> Deployment:
+    """The Ray Serve deployment for one model: name, replicas and resources from its spec."""
+    return serve.deployment(name=deployment_id, **worker_options(spec))(ModelWorker)
 
 
 def worker_options(spec: ModelSpec) -> dict[str, Any]:

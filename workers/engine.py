@@ -16,6 +16,7 @@ from workers.events import (
     Delta,
     Event,
     Final,
+    FinishReason,
     GenerationRequest,
     InvalidRequest,
     PromptTooLong,
@@ -88,7 +89,7 @@ class Engine:
                     output_ids.extend(completion.token_ids)
             batch: list[Event] = [Delta(completion.text, n)] if (completion.text or n) else []
             if out.finished:
-                reason = "length" if completion.finish_reason == "length" else "stop"
+                reason: FinishReason = "length" if completion.finish_reason == "length" else "stop"
                 end = time.monotonic_ns()
                 batch.append(
                     Final(

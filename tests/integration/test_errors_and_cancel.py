@@ -20,15 +20,27 @@ pytestmark = pytest.mark.integration
     ("path", "body", "status", "error"),
     [
         ("/api/generate", b'{"model": "nope", "prompt": "hi"}', 404, "model 'nope' not found"),
-        ("/api/chat", b'{"model": "nope:7b", "messages": [{"role": "user", "content": "x"}]}', 404,
-         "model 'nope:7b' not found"),
+        (
+            "/api/chat",
+            b'{"model": "nope:7b", "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "model 'nope:7b' not found",
+        ),
         ("/api/show", b'{"model": "nope"}', 404, "model 'nope' not found"),
         ("/api/generate", b"", 400, "missing request body"),
         ("/api/generate", b'{"prompt": "hi"}', 400, "model is required"),
-        ("/api/generate", b'{"model": "smollm2", "prompt": "hi", "raw": true, "system": "x"}', 400,
-         "raw mode does not support template, system, or context"),
-        ("/api/generate", b'{"model": "smollm2", "prompt": "hi", "options": {"top_k": "many"}}', 400,
-         'option "top_k" must be of type integer'),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "raw": true, "system": "x"}',
+            400,
+            "raw mode does not support template, system, or context",
+        ),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "options": {"top_k": "many"}}',
+            400,
+            'option "top_k" must be of type integer',
+        ),
     ],
 )
 def test_ollama_errors(http: httpx.Client, path: str, body: bytes, status: int, error: str) -> None:

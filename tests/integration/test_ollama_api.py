@@ -16,7 +16,14 @@ from tests.integration.conftest import MODEL
 pytestmark = pytest.mark.integration
 
 GREEDY = {"temperature": 0, "num_predict": 24}
-METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
+METRICS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
 
 
 def ndjson(http: httpx.Client, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,7 +89,9 @@ def test_chat_with_official_client(herd: str) -> None:
     reply = client.chat(model="smollm2:135m", messages=[{"role": "user", "content": "hi"}], options=GREEDY)
     assert reply.message.role == "assistant" and reply.message.content
     assert reply.done and reply.eval_count and reply.prompt_eval_count
-    parts = list(client.chat(model="SmolLM2", messages=[{"role": "user", "content": "hi"}], stream=True, options=GREEDY))
+    parts = list(
+        client.chat(model="SmolLM2", messages=[{"role": "user", "content": "hi"}], stream=True, options=GREEDY)
+    )
     assert all(p.message.role == "assistant" for p in parts)
     assert "".join(p.message.content or "" for p in parts) == reply.message.content  # greedy: same answer
     assert parts[-1].done and parts[-1].done_reason in ("stop", "length") and parts[-1].total_duration
@@ -92,14 +101,22 @@ def test_generate_with_official_client(herd: str) -> None:
     client = ollama.Client(host=herd)
     out = client.generate(model="smollm2:latest", prompt="Why is the sky blue?", options=GREEDY)
     assert out.response and out.done and out.context
-    streamed = "".join(p.response for p in client.generate(model="smollm2", prompt="Why is the sky blue?",
-                                                             stream=True, options=GREEDY))
+    streamed = "".join(
+        p.response for p in client.generate(model="smollm2", prompt="Why is the sky blue?", stream=True, options=GREEDY)
+    )
     assert streamed == out.response
 
 
 def test_num_predict_limits_output(http: httpx.Client) -> None:
-    r = http.post("/api/generate", json={"model": MODEL, "prompt": "Count to fifty.", "stream": False,
-                                         "options": {"temperature": 0, "num_predict": 5}}).json()
+    r = http.post(
+        "/api/generate",
+        json={
+            "model": MODEL,
+            "prompt": "Count to fifty.",
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 5},
+        },
+    ).json()
     assert r["eval_count"] == 5 and r["done_reason"] == "length"
 
 
@@ -117,23 +134,43 @@ def test_stop_sequence_never_leaks(http: httpx.Client) -> None:
 
 
 def test_format_json_and_schema(http: httpx.Client) -> None:
-    r = http.post("/api/generate", json={"model": MODEL, "prompt": "Describe a cat as JSON.", "format": "json",
-                                         "stream": False, "options": {"temperature": 0, "num_predict": 60}}).json()
+    r = http.post(
+        "/api/generate",
+        json={
+            "model": MODEL,
+            "prompt": "Describe a cat as JSON.",
+            "format": "json",
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 60},
+        },
+    ).json()
     assert r["done_reason"] == "stop", "guided JSON should close the object before the cap"
     json.loads(r["response"])
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-              "required": ["name", "age"]}
-    chat = http.post("/api/chat", json={"model": MODEL, "messages": [{"role": "user", "content": "A person."}],
-                                        "format": schema, "stream": False,
-                                        "options": {"temperature": 0, "num_predict": 60}}).json()
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    chat = http.post(
+        "/api/chat",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "A person."}],
+            "format": schema,
+            "stream": False,
+            "options": {"temperature": 0, "num_predict": 60},
+        },
+    ).json()
     jsonschema.validate(json.loads(chat["message"]["content"]), schema)
 
 
 def test_raw_and_template_override_give_the_same_prompt(http: httpx.Client) -> None:
     common = {"model": MODEL, "stream": False, "options": GREEDY}
     raw = http.post("/api/generate", json={**common, "prompt": "The capital of France is", "raw": True}).json()
-    templated = http.post("/api/generate", json={**common, "prompt": "France", "system": "The capital of",
-                                                 "template": "{{ .System }} {{ .Prompt }} is"}).json()
+    templated = http.post(
+        "/api/generate",
+        json={**common, "prompt": "France", "system": "The capital of", "template": "{{ .System }} {{ .Prompt }} is"},
+    ).json()
     assert "context" not in raw
     assert raw["response"] == templated["response"] and raw["prompt_eval_count"] == templated["prompt_eval_count"]
 

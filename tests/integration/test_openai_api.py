@@ -31,8 +31,14 @@ def sse_events(http: httpx.Client, path: str, body: dict[str, Any]) -> list[str]
 
 
 def test_chat_stream_sequence_and_usage(http: httpx.Client) -> None:
-    body = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-            "stream_options": {"include_usage": True}, "temperature": 0, "max_tokens": 20}
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0,
+        "max_tokens": 20,
+    }
     events = sse_events(http, "/v1/chat/completions", body)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
@@ -61,8 +67,13 @@ def test_chat_with_official_client(client: openai.OpenAI) -> None:
 
 def test_seed_makes_sampling_reproducible(client: openai.OpenAI) -> None:
     def sample(seed: int) -> str | None:
-        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Tell me a story."}],
-                                           temperature=1.0, seed=seed, max_tokens=24)
+        r = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Tell me a story."}],
+            temperature=1.0,
+            seed=seed,
+            max_tokens=24,
+        )
         return r.choices[0].message.content
 
     assert sample(7) == sample(7)
@@ -77,8 +88,9 @@ def test_completions_with_stop(client: openai.OpenAI) -> None:
     stop = text.strip().split()[0]
     cut = client.completions.create(model=MODEL, prompt="One, two, three,", temperature=0, max_tokens=12, stop=[stop])
     assert stop not in cut.choices[0].text and cut.choices[0].finish_reason == "stop"
-    streamed = client.completions.create(model=MODEL, prompt="One, two, three,", temperature=0, max_tokens=12,
-                                         stream=True)
+    streamed = client.completions.create(
+        model=MODEL, prompt="One, two, three,", temperature=0, max_tokens=12, stream=True
+    )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == text
 
 

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.config import ConfigError, default_config, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["local-cpu.yaml", "gpu-cluster.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(CONFIGS / name)
+    assert config.models and all(m.name for m in config.models)
+
+
+def test_local_config_is_the_embedded_default() -> None:
+    assert load_config(CONFIGS / "local-cpu.yaml") == default_config()
+
+
+def test_gpu_example_has_two_chat_models_and_an_embedder() -> None:
+    kinds = [m.kind for m in load_config(CONFIGS / "gpu-cluster.yaml").models]
+    assert kinds.count("generate") == 2 and kinds.count("embed") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: []", "models: List should have at least 1 item"),
+        ("models:\n  - name: x\n    source: {hf: a}\n    replicas: -1", "models.0.replicas: Input should be greater"),
+        ("models:\n  - name: x\n    source: {hf: a}\n    gpu: 1", "models.0.gpu: Extra inputs are not permitted"),
+        ("models:\n  - name: x\n    source: {hf: a, gguf: b}", "models.0.source: Value error, set exactly one"),
+        ("models:\n  - name: x\n    source: {package: p}", "models.0.source: Value error, 'package' needs 'path'"),
+        ("models: [", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")

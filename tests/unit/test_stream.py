@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from router import stream
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, ModelNotFound, Overloaded
+
+T = "2024-07-22T20:47:51.147561Z"
+M = stream.OllamaMetrics(10, 2, 26, 130, 259, 4232)
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (0, "1970-01-01T00:00:00Z"),
+        (1_721_681_271_147_561_000, "2024-07-22T20:47:51.147561Z"),
+        (1_721_681_271_000_000_001, "2024-07-22T20:47:51.000000001Z"),
+        (1_721_681_271_100_000_000, "2024-07-22T20:47:51.1Z"),
+    ],
+)
+def test_rfc3339_nano(ns: int, text: str) -> None:
+    assert stream.rfc3339_nano(ns) == text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            stream.ollama_generate_chunk("llama3", T, "The"),
+            b'{"model":"llama3","created_at":"' + T.encode() + b'","response":"The","done":false}\n',
+        ),
+        (
+            stream.ollama_generate_chunk("m", T, 'caf\u00e9 \u2028 \U0001f600 "q"\n'),
+            b'{"model":"m","created_at":"'
+            + T.encode()
+            + b'","response":"caf\\u00e9 \\u2028 \\ud83d\\ude00 \\"q\\"\\n","done":false}\n',
+        ),
+        (
+            stream.ollama_generate_final("m", T, "", "stop", M, [1, 2]),
+            b'{"model":"m","created_at":"' + T.encode() + b'","response":"","done":true,"done_reason":"stop",'
+            b'"context":[1,2],"total_duration":10,"load_duration":2,"prompt_eval_count":26,'
+            b'"prompt_eval_duration":130,"eval_count":259,"eval_duration":4232}\n',
+        ),
+        (
+            stream.ollama_generate_final("m", T, "all", "length", stream.OllamaMetrics(5, 0, 3, 0, 0, 0), None),
+            b'{"model":"m","created_at":"' + T.encode() + b'","response":"all","done":true,"done_reason":"length",'
+            b'"total_duration":5,"prompt_eval_count":3}\n',
+        ),
+        (
+            stream.ollama_chat_chunk("m", T, "Hi"),
+            b'{"model":"m","created_at":"' + T.encode() + b'","message":{"role":"assistant","content":"Hi"},'
+            b'"done":false}\n',
+        ),
+        (
+            stream.ollama_chat_final("m", T, "", "stop", stream.OllamaMetrics(9, 1, 2, 3, 4, 5)),
+            b'{"model":"m","created_at":"' + T.encode() + b'","message":{"role":"assistant","content":""},'
+            b'"done":true,"done_reason":"stop","total_duration":9,"load_duration":1,"prompt_eval_count":2,'
+            b'"prompt_eval_duration":3,"eval_count":4,"eval_duration":5}\n',
+        ),
+        (stream.ollama_error(ModelNotFound("x")), b'{"error":"model \'x\' not found"}\n'),
+    ],
+)
+def test_ollama_lines(line: bytes, expected: bytes) -> None:
+    assert line == expected
+    assert line.count(b"\n") == 1  # one object per line, never a blank line
+
+
+def test_ollama_line_survives_splitlines() -> None:
+    # ollama-python uses str.splitlines(), which also splits on U+2028/U+2029/U+0085.
+    line = stream.ollama_chat_chunk("m", T, "a\u2028b\u2029c\x85d").decode()
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"]["content"] == "a\u2028b\u2029c\x85d"
+
+
+def test_chat_sse_sequence() -> None:
+    c = stream.ChatChunks("chatcmpl-1", 7, "m", include_usage=False)
+    head = b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"m",'
+    head += b'"system_fingerprint":"fp_herd","choices":[{"index":0,"delta":'
+    assert c.role() == head + b'{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
+    assert c.content("Hi") == head + b'{"content":"Hi"},"logprobs":null,"finish_reason":null}]}\n\n'
+    assert c.finish("length") == head + b'{},"logprobs":null,"finish_reason":"length"}]}\n\n'
+    assert stream.DONE == b"data: [DONE]\n\n"
+
+
+def test_chat_sse_with_usage() -> None:
+    c = stream.ChatChunks("id", 1, "m", include_usage=True)
+    assert json.loads(c.content("x")[6:])["usage"] is None
+    assert c.usage(9, 12) == (
+        b'data: {"id":"id","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp_herd",'
+        b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}\n\n'
+    )
+
+
+def test_completion_sse_chunks() -> None:
+    c = stream.CompletionChunks("cmpl-1", 3, "m", include_usage=False)
+    assert c.text("ab") == (
+        b'data: {"id":"cmpl-1","object":"text_completion","created":3,"model":"m","system_fingerprint":"fp_herd",'
+        b'"choices":[{"index":0,"text":"ab","logprobs":null,"finish_reason":null}]}\n\n'
+    )
+    assert json.loads(c.finish("stop")[6:])["choices"] == [
+        {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
+    ]
+
+
+def test_non_streaming_bodies() -> None:
+    body = stream.chat_completion("chatcmpl-1", 5, "m", "Hello", "stop", 19, 10)
+    assert body == {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
+        "system_fingerprint": "fp_herd",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29},
+    }
+    text = stream.text_completion("cmpl-1", 5, "m", "x", "length", 1, 2)
+    assert text["object"] == "text_completion" and text["choices"][0]["text"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("err", "expected"),
+    [
+        (
+            ModelNotFound("gpt"),
+            {
+                "message": "The model `gpt` does not exist or you do not have access to it.",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
+            },
+        ),
+        (
+            BadRequest("top_p must be between 0 and 1", param="top_p"),
+            {
+                "message": "top_p must be between 0 and 1",
+                "type": "invalid_request_error",
+                "param": "top_p",
+                "code": None,
+            },
+        ),
+        (
+            ContextLengthExceeded("too long"),
+            {"message": "too long", "type": "invalid_request_error", "param": None, "code": "context_length_exceeded"},
+        ),
+        (EngineError("boom"), {"message": "boom", "type": "api_error", "param": None, "code": "server_error"}),
+        (Overloaded("busy"), {"message": "busy", "type": "api_error", "param": None, "code": "overloaded"}),
+    ],
+)
+def test_openai_errors(err: BadRequest, expected: dict[str, object]) -> None:
+    assert stream.openai_error(err) == {"error": expected}
+    assert stream.sse_error(err) == b"data: " + stream.dumps({"error": expected}) + b"\n\n"
+
+
+def test_ids_are_unique_and_prefixed() -> None:
+    ids = {stream.new_id("chatcmpl-") for _ in range(100)}
+    assert len(ids) == 100 and all(i.startswith("chatcmpl-") and len(i) == 33 for i in ids)
