@@ -27,7 +27,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Herd. The model store is shared across runs (conversion happens once)."""
+    """Base URL of a running Herd. The model store is shared across runs (conversion happens once).
+
+    HERD_TEST_URL points the suite at a Herd you already started (faster edit-test loops).
+    """
+    if url := os.environ.get("HERD_TEST_URL"):
+        yield url
+        return
     port = _free_port()
     log_path = tmp_path_factory.mktemp("herd") / "serve.log"
     env = {**os.environ, "HERD_PORT": str(port), "PYTHONUNBUFFERED": "1"}

@@ -138,10 +138,10 @@ def test_format_json_and_schema(http: httpx.Client) -> None:
         "/api/generate",
         json={
             "model": MODEL,
-            "prompt": "Describe a cat as JSON.",
+            "prompt": "Reply with a JSON object holding a cat name and its age.",
             "format": "json",
             "stream": False,
-            "options": {"temperature": 0, "num_predict": 60},
+            "options": {"temperature": 0, "num_predict": 100},
         },
     ).json()
     assert r["done_reason"] == "stop", "guided JSON should close the object before the cap"
