@@ -23,8 +23,7 @@ $(CPU_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): $(CPU_STAMP)
-	$(BIN)/pip install -e '.[cpu,dev]'
-	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
 serve: $(CPU_STAMP)
