@@ -59,6 +59,9 @@ class OllamaApi:
             return _loaded(req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
+        _check_features(
+            req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=req.images, insert=req.suffix
+        )
         sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
         greq = GenerationRequest(
             new_request_id(),
@@ -86,8 +89,8 @@ class OllamaApi:
         record.require_generation(req.model, "chat")
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)
-        if req.tools:
-            raise BadRequest(f'"{req.model}" does not support tools')
+        images = [image for m in req.messages for image in m.images or ()]
+        _check_features(req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=images, tools=req.tools)
         sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
         greq = GenerationRequest(new_request_id(), _chat_prompt(req, record), sampling)
         events = await self._generations.open(record.deployment_id, greq, started)
@@ -127,6 +130,19 @@ def _required(model: str) -> str:
     return model
 
 
+def _check_features(model: str, think: bool | str | None, top_logprobs: int | None, **features: Any) -> None:
+    """Features this text-only model or Herd cannot serve yet get Ollama's clear 400, never silence."""
+    if top_logprobs is not None and not 0 <= top_logprobs <= 20:
+        raise BadRequest("top_logprobs must be between 0 and 20")
+    if think not in (None, False):
+        if think not in (True, "low", "medium", "high", "max"):
+            raise BadRequest(f"invalid think value: {think!r}")
+        raise BadRequest(f'"{model}" does not support thinking')
+    for feature, value in features.items():
+        if value:
+            raise BadRequest(f'"{model}" does not support {feature}')
+
+
 def _loaded(model: str, keep_alive: Any, *, chat: bool) -> Response:
     """Empty prompt/messages: Ollama loads the model and answers one object, even when streaming."""
     unload = keep_alive in (0, "0", "0s", "0m")
@@ -147,11 +163,7 @@ def _generate_prompt(req: GenerateRequest, record: ModelRecord) -> ChatPrompt | 
 
 
 def _chat_prompt(req: ChatRequest, record: ModelRecord) -> ChatPrompt:
-    messages: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.images:
-            raise BadRequest(f'"{req.model}" does not support images')
-        messages.append({"role": m.role, "content": m.content})
+    messages: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in req.messages]
     if record.spec.system and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": record.spec.system})
     return ChatPrompt(tuple(messages))

@@ -6,6 +6,8 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -16,13 +18,20 @@ from router.api_openai import OpenAIApi
 from router.catalog import Catalog
 from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
 from router.generation import Generations
+from router.settings import Settings
 
 log = logging.getLogger("herd.router")
 
 
-def create_app(catalog: Catalog, generations: Generations, *, ollama_version: str) -> Starlette:
+# Ollama's default CORS origins: local hosts on any port and the desktop/editor app schemes.
+LOCAL_ORIGINS = (
+    r"(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?|(app|file|tauri|vscode-webview|vscode-file)://.*)"
+)
+
+
+def create_app(settings: Settings, catalog: Catalog, generations: Generations) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
-    ollama = OllamaApi(catalog, generations, ollama_version)
+    ollama = OllamaApi(catalog, generations, settings.ollama_version)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats())
@@ -43,7 +52,14 @@ def create_app(catalog: Catalog, generations: Generations, *, ollama_version: st
         Route("/herd/stats", stats, methods=["GET"]),
     ]
     handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.origins,
+        allow_origin_regex=LOCAL_ORIGINS,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=[cors])
 
 
 async def root(request: Request) -> Response:

@@ -88,7 +88,7 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
     )
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)
-    app = build_application(prepared, ollama_version=settings.ollama_version, router_replicas=settings.router_replicas)
+    app = build_application(settings, prepared)
     ray_serve.run(app, name="herd", route_prefix="/")
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
+from router.settings import Settings
 from workers.deployment import worker_deployment
 
 
@@ -17,19 +18,19 @@ from workers.deployment import worker_deployment
 class Router:
     """Ingress replica: the Starlette app, with handles to every model's worker deployment."""
 
-    def __init__(self, records: list[ModelRecord], workers: dict[str, Any], ollama_version: str) -> None:
-        self._app = create_app(Catalog(records), Generations(workers), ollama_version=ollama_version)
+    def __init__(self, settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> None:
+        self._app = create_app(settings, Catalog(records), Generations(workers))
 
     def __serve_build_asgi_app__(self) -> Starlette:
         return self._app
 
 
-def build_application(prepared: list[tuple[ModelRecord, str]], *, ollama_version: str, router_replicas: int = 1) -> Any:
+def build_application(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> Any:
     """Bind the deployment graph. `prepared` pairs each record with the path vLLM loads."""
     workers = {
         record.deployment_id: worker_deployment(record.spec, record.deployment_id).bind(record.spec, path)
         for record, path in prepared
     }
     records = [record for record, _ in prepared]
-    router = serve.deployment(name="router", num_replicas=router_replicas, max_ongoing_requests=4096)(Router)
-    return router.bind(records, workers, ollama_version)
+    router = serve.deployment(name="router", num_replicas=settings.router_replicas, max_ongoing_requests=4096)(Router)
+    return router.bind(settings, records, workers)

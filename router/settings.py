@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Join an existing Ray cluster instead of starting one.")
     ollama_version: str = Field("0.12.6", description="Version /api/version reports: the Ollama API level served.")
     log_level: str = Field("WARNING", description="Log level of Herd's Serve replicas.")
+    origins: list[str] = Field(
+        default_factory=list, description="Extra CORS origins (like OLLAMA_ORIGINS); local origins are always allowed."
+    )
     router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
 
     @property

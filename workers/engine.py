@@ -69,42 +69,31 @@ class Engine:
         vLLM merges pending deltas when this consumer falls behind, so a batch may carry many
         tokens; the engine keeps its own pace and nothing per token is forced across processes.
         """
-        started = time.monotonic_ns()
-        ids = self.prompt_token_ids(request)
-        params = self._sampling_params(request.sampling, len(ids))
-        first = last = 0
-        output_ids: list[int] = []
-        produced = 0
         from vllm.inputs import TokensPrompt
 
-        async for out in self._llm.generate(TokensPrompt(prompt_token_ids=ids), params, request.request_id):
-            completion = out.outputs[0]
-            now = time.monotonic_ns()
-            n = len(completion.token_ids)
-            if n:
-                first = first or now
-                last = now
-                produced += n
+        clock = _Clock(time.monotonic_ns())
+        ids = self.prompt_token_ids(request)
+        params = self._sampling_params(request.sampling, len(ids))
+        output_ids: list[int] = []
+        try:
+            async for out in self._llm.generate(TokensPrompt(prompt_token_ids=ids), params, request.request_id):
+                completion = out.outputs[0]
+                n = len(completion.token_ids)
+                clock.tokens(n)
                 if request.return_token_ids:
                     output_ids.extend(completion.token_ids)
-            batch: list[Event] = [Delta(completion.text, n)] if (completion.text or n) else []
-            if out.finished:
-                reason: FinishReason = "length" if completion.finish_reason == "length" else "stop"
-                end = time.monotonic_ns()
-                batch.append(
-                    Final(
-                        finish_reason=reason,
-                        prompt_tokens=len(ids),
-                        output_tokens=produced,
-                        prompt_eval_ns=max((first or end) - started, 1),
-                        # One token means no decode steps; Ollama clients still expect the field.
-                        eval_ns=max(last - first, 1) if produced else 0,
-                        worker_ns=max(end - started, 1),
-                        token_ids=(*ids, *output_ids) if request.return_token_ids else None,
-                    )
-                )
-            if batch:
-                yield batch
+                batch: list[Event] = [Delta(completion.text, n)] if completion.text or n else []
+                if out.finished:
+                    reason: FinishReason = "length" if completion.finish_reason == "length" else "stop"
+                    token_ids = (*ids, *output_ids) if request.return_token_ids else None
+                    batch.append(clock.final(reason, len(ids), token_ids))
+                if batch:
+                    yield batch
+        except InvalidRequest:
+            raise
+        except ValueError as exc:
+            # vLLM validates inputs (e.g. token ids outside the vocabulary) with ValueError.
+            raise InvalidRequest(str(exc)) from exc
 
     def _sampling_params(self, s: Sampling, prompt_len: int) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
@@ -139,3 +128,31 @@ class Engine:
             )
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(str(exc)) from exc
+
+
+class _Clock:
+    """The worker's own timings for one request, in monotonic nanoseconds."""
+
+    def __init__(self, started: int) -> None:
+        self.started = started
+        self.first = self.last = 0
+        self.produced = 0
+
+    def tokens(self, n: int) -> None:
+        if n:
+            self.last = time.monotonic_ns()
+            self.first = self.first or self.last
+            self.produced += n
+
+    def final(self, reason: FinishReason, prompt_tokens: int, token_ids: tuple[int, ...] | None) -> Final:
+        end = time.monotonic_ns()
+        return Final(
+            finish_reason=reason,
+            prompt_tokens=prompt_tokens,
+            output_tokens=self.produced,
+            prompt_eval_ns=max((self.first or end) - self.started, 1),
+            # One token means no decode step; Ollama clients still expect the field.
+            eval_ns=max(self.last - self.first, 1) if self.produced else 0,
+            worker_ns=max(end - self.started, 1),
+            token_ids=token_ids,
+        )

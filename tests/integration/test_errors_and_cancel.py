@@ -41,6 +41,37 @@ pytestmark = pytest.mark.integration
             400,
             'option "top_k" must be of type integer',
         ),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "think": true}',
+            400,
+            '"smollm2" does not support thinking',
+        ),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "suffix": "end"}',
+            400,
+            '"smollm2" does not support insert',
+        ),
+        (
+            "/api/chat",
+            b'{"model": "smollm2", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}',
+            400,
+            '"smollm2" does not support images',
+        ),
+        (
+            "/api/chat",
+            b'{"model": "smollm2", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": '
+            b'"function", "function": {"name": "f"}}]}',
+            400,
+            '"smollm2" does not support tools',
+        ),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "top_logprobs": 21}',
+            400,
+            "top_logprobs must be between 0 and 20",
+        ),
     ],
 )
 def test_ollama_errors(http: httpx.Client, path: str, body: bytes, status: int, error: str) -> None:
@@ -57,6 +88,19 @@ def test_ollama_malformed_json_and_array_content(http: httpx.Client, herd: str) 
     with pytest.raises(ollama.ResponseError) as info:
         ollama.Client(host=herd).chat(model="missing", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 404 and info.value.error == "model 'missing' not found"
+
+
+def test_out_of_vocabulary_context_is_a_client_error(http: httpx.Client) -> None:
+    r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "context": [10**9]})
+    assert r.status_code == 400 and "vocab" in r.json()["error"].lower()
+
+
+def test_cors_allows_local_origins_only(http: httpx.Client) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    local = http.options("/api/chat", headers={"Origin": "http://localhost:3000", **preflight})
+    assert local.headers["access-control-allow-origin"] == "http://localhost:3000"
+    remote = http.options("/api/chat", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in remote.headers
 
 
 def test_unknown_route_and_method(http: httpx.Client) -> None:
