@@ -30,8 +30,8 @@ serve: $(CPU_STAMP)
 	$(BIN)/herd serve $(ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check router workers tests
-	$(BIN)/ruff format --check router workers tests
+	$(BIN)/ruff check router workers tests bench
+	$(BIN)/ruff format --check router workers tests bench
 	$(BIN)/mypy
 
 unit: $(DEV_STAMP)

@@ -53,7 +53,7 @@ class OllamaApi:
     async def generate(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
-        record = self._catalog.resolve(_required(req.model))
+        record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "generate")
         if not req.prompt and not req.context:
             return _loaded(req.model, req.keep_alive, chat=False)
@@ -85,7 +85,7 @@ class OllamaApi:
     async def chat(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatRequest, await request.body())
-        record = self._catalog.resolve(_required(req.model))
+        record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "chat")
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)
@@ -117,17 +117,11 @@ class OllamaApi:
 
     async def show(self, request: Request) -> Response:
         req = parse_json_body(ShowRequest, await request.body())
-        record = self._catalog.resolve(_required(req.target))
+        record = self._catalog.resolve(req.target)
         return JSONResponse(_show(record))
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": self._version})
-
-
-def _required(model: str) -> str:
-    if not model:
-        raise BadRequest("model is required")
-    return model
 
 
 def _check_features(model: str, think: bool | str | None, top_logprobs: int | None, **features: Any) -> None:
