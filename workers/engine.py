@@ -91,8 +91,8 @@ class Engine:
                     yield batch
         except InvalidRequest:
             raise
-        except ValueError as exc:
-            # vLLM validates inputs (e.g. token ids outside the vocabulary) with ValueError.
+        except _client_errors() as exc:
+            # vLLM's own input validation (e.g. token ids outside the vocabulary) is the client's fault.
             raise InvalidRequest(str(exc)) from exc
 
     def _sampling_params(self, s: Sampling, prompt_len: int) -> Any:
@@ -128,6 +128,12 @@ class Engine:
             )
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(str(exc)) from exc
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    import vllm.exceptions
+
+    return (ValueError, getattr(vllm.exceptions, "VLLMClientError", ValueError))
 
 
 class _Clock:
