@@ -176,29 +176,25 @@ def chat_completion(
 ) -> dict[str, Any]:
     message = {"role": "assistant", "content": content, "refusal": None}
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-    return {
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "system_fingerprint": FINGERPRINT,
-        "choices": [choice],
-        "usage": _usage(prompt_tokens, completion_tokens),
-    }
+    return _body(id, "chat.completion", created, model, choice, _usage(prompt_tokens, completion_tokens))
 
 
 def text_completion(
     id: str, created: int, model: str, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
 ) -> dict[str, Any]:
     choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    return _body(id, "text_completion", created, model, choice, _usage(prompt_tokens, completion_tokens))
+
+
+def _body(id: str, object: str, created: int, model: str, choice: Any, usage: Any) -> dict[str, Any]:
     return {
         "id": id,
-        "object": "text_completion",
+        "object": object,
         "created": created,
         "model": model,
         "system_fingerprint": FINGERPRINT,
         "choices": [choice],
-        "usage": _usage(prompt_tokens, completion_tokens),
+        "usage": usage,
     }
 
 
