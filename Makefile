@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CPU_STAMP := $(VENV)/.herd-cpu
 DEV_STAMP := $(VENV)/.herd-dev
 
-.PHONY: setup serve test lint unit integration clean
+.PHONY: setup serve test lint unit integration bench clean
 
 setup: $(CPU_STAMP)
 
@@ -42,6 +42,11 @@ integration: $(DEV_STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Herd vs vLLM's own server vs Ray Serve LLM on the same model; writes bench/results/latest.{json,png}.
+bench: $(DEV_STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -70,7 +70,7 @@ class OllamaApi:
             prefix_token_ids=tuple(req.context or ()),
             return_token_ids=not req.raw,
         )
-        events = await self._generations.open(record.deployment_id, greq, started)
+        events = await self._generations.open(record.deployment_id, greq)
 
         def final(text: str, f: Final) -> bytes:
             ctx = None if req.raw else f.token_ids
@@ -93,7 +93,7 @@ class OllamaApi:
         _check_features(req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=images, tools=req.tools)
         sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
         greq = GenerationRequest(new_request_id(), _chat_prompt(req, record), sampling)
-        events = await self._generations.open(record.deployment_id, greq, started)
+        events = await self._generations.open(record.deployment_id, greq)
 
         def final(text: str, f: Final) -> bytes:
             return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, metrics(f, started))

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from router import stream
 from router.catalog import Catalog, ModelRecord
 from router.errors import BadRequest, EngineError, HerdError
-from router.generation import EventStream, Generations, new_request_id, now_ns
+from router.generation import EventStream, Generations, new_request_id
 from router.options import openai_sampling
 from router.protocol.body import parse_json_body
 from router.protocol.openai import ChatCompletionRequest, CompletionRequest, text_content
@@ -32,7 +32,6 @@ class OpenAIApi:
         self._generations = generations
 
     async def chat_completions(self, request: Request) -> Response:
-        started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "chat")
@@ -42,7 +41,7 @@ class OpenAIApi:
             for m in req.messages
         )
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages), _sampling(req, req.max_completion_tokens))
-        events = await self._generations.open(record.deployment_id, greq, started)
+        events = await self._generations.open(record.deployment_id, greq)
         rid, created = stream.new_id("chatcmpl-"), int(time.time())
         if req.stream:
             chunks = stream.ChatChunks(rid, created, req.model, _include_usage(req))
@@ -54,14 +53,13 @@ class OpenAIApi:
         return JSONResponse(body)
 
     async def completions(self, request: Request) -> Response:
-        started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)
         greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None), prefix_token_ids=prefix)
-        events = await self._generations.open(record.deployment_id, greq, started)
+        events = await self._generations.open(record.deployment_id, greq)
         rid, created = stream.new_id("cmpl-"), int(time.time())
         if req.stream:
             chunks = stream.CompletionChunks(rid, created, req.model, _include_usage(req))

@@ -25,7 +25,7 @@ def map_error(exc: BaseException) -> HerdError:
     if isinstance(exc, HerdError):
         return exc
     if isinstance(exc, PromptTooLong):
-        return ContextLengthExceeded(str(exc).splitlines()[-1])
+        return ContextLengthExceeded(_cause_text(exc))
     if isinstance(exc, InvalidRequest):
         return BadRequest(_cause_text(exc))
     return EngineError(f"the model's engine failed: {_cause_text(exc)}")
@@ -39,9 +39,8 @@ def _cause_text(exc: BaseException) -> str:
 
 @dataclass
 class EventStream:
-    """Events of one generation. `started_ns` is the router's receipt time (monotonic)."""
+    """Events of one generation; iterate once. Leaving early cancels the engine request."""
 
-    started_ns: int
     _first: list[Event]
     _rest: AsyncIterator[list[Event]]
     final: Final | None = field(default=None)
@@ -88,7 +87,7 @@ class Generations:
     def __init__(self, workers: Mapping[str, Any]) -> None:
         self._workers = workers
 
-    async def open(self, deployment_id: str, request: GenerationRequest, started_ns: int) -> EventStream:
+    async def open(self, deployment_id: str, request: GenerationRequest) -> EventStream:
         handle = self._workers.get(deployment_id)
         if handle is None:
             raise EngineError(f"no worker deployment {deployment_id!r} is running")
@@ -99,7 +98,10 @@ class Generations:
             raise EngineError("the model's engine returned nothing") from None
         except Exception as exc:
             raise map_error(exc) from exc
-        return EventStream(started_ns, first, responses)
+        except BaseException:  # cancelled while waiting for the first token: the client left
+            responses.cancel()
+            raise
+        return EventStream(first, responses)
 
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""
