@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -32,11 +33,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(**overrides)
     try:
         config = load_config(settings.config) if settings.config else default_config()
+        ensure_port_free(settings.host, settings.port)
         prepared = prepare_models(config, settings.store_dir)
     except (ConfigError, SourceError) as exc:
         print(f"herd: {exc}", file=sys.stderr)
         return 2
     return serve(settings, prepared)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before the slow start-up when the port is taken (often by a running Ollama)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (is Ollama or another Herd running? use --port)"
+            ) from exc
 
 
 def prepare_models(config: ClusterConfig, store: Path) -> list[tuple[ModelRecord, str]]:
