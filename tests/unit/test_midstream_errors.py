@@ -1,0 +1,56 @@
+"""After the first byte, a failure becomes one in-band error (NDJSON line / SSE frame, then [DONE])."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from router import stream
+from router.api_ollama import _ndjson
+from router.api_openai import _frames
+from router.generation import EventStream
+from workers.events import Delta, Event, Final
+
+
+async def _dies_after_first_batch() -> AsyncIterator[list[Event]]:
+    raise RuntimeError("EngineCore died")
+    yield []  # pragma: no cover - makes this an async generator
+
+
+def _collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
+    async def run() -> list[bytes]:
+        return [c async for c in chunks]
+
+    return asyncio.run(run())
+
+
+def _final(text: str, f: Final) -> bytes:
+    return b"final\n"
+
+
+def test_ndjson_ends_with_an_error_line() -> None:
+    events = EventStream([Delta("Hel", 1)], _dies_after_first_batch())
+    lines = _collect(_ndjson(events, lambda t: stream.ollama_chat_chunk("m", "t", t), _final))
+    assert len(lines) == 2
+    assert json.loads(lines[0])["message"]["content"] == "Hel"
+    assert json.loads(lines[1]) == {"error": "the model's engine failed: EngineCore died"}
+
+
+def test_sse_ends_with_an_error_frame_then_done() -> None:
+    chunks = stream.ChatChunks("id", 1, "m", include_usage=True)
+    events = EventStream([Delta("Hel", 1)], _dies_after_first_batch())
+    frames = _collect(_frames(events, chunks, chunks.content, chunks.role()))
+    assert frames[0] == chunks.role() and frames[1] == chunks.content("Hel")
+    error = json.loads(frames[2][len(b"data: ") :])["error"]
+    assert error["type"] == "api_error" and error["message"] == "the model's engine failed: EngineCore died"
+    assert frames[3:] == [stream.DONE]
+
+
+def test_stream_that_ends_without_final_is_an_error() -> None:
+    async def ends() -> AsyncIterator[list[Event]]:
+        return
+        yield []  # pragma: no cover
+
+    lines = _collect(_ndjson(EventStream([Delta("x", 1)], ends()), lambda t: t.encode(), _final))
+    assert json.loads(lines[-1]) == {"error": "the model's engine ended the stream without finishing"}
