@@ -97,8 +97,7 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
     )
     ray_serve.start(
         http_options={"host": settings.host, "port": settings.port},
-        # A log line per request costs CPU the engines need; errors are still logged.
-        logging_config={"log_level": settings.log_level, "enable_access_log": False},
+        logging_config=settings.serve_logging(),
     )
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)

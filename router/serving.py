@@ -27,10 +27,14 @@ class Router:
 
 def build_application(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> Any:
     """Bind the deployment graph. `prepared` pairs each record with the path vLLM loads."""
+    # A log line per request costs CPU the engines need; errors are still logged.
+    logs = settings.serve_logging()
     workers = {
-        record.deployment_id: worker_deployment(record.spec, record.deployment_id).bind(record.spec, path)
+        record.deployment_id: worker_deployment(record.spec, record.deployment_id, logs).bind(record.spec, path)
         for record, path in prepared
     }
     records = [record for record, _ in prepared]
-    router = serve.deployment(name="router", num_replicas=settings.router_replicas, max_ongoing_requests=4096)(Router)
+    router = serve.deployment(
+        name="router", num_replicas=settings.router_replicas, max_ongoing_requests=4096, logging_config=logs
+    )(Router)
     return router.bind(settings, records, workers)

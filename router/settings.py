@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +20,15 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Join an existing Ray cluster instead of starting one.")
     ollama_version: str = Field("0.12.6", description="Version /api/version reports: the Ollama API level served.")
     log_level: str = Field("WARNING", description="Log level of Herd's Serve replicas.")
+    access_log: bool = Field(False, description="Log one line per request in each replica (costs CPU).")
     origins: list[str] = Field(
         default_factory=list, description="Extra CORS origins (like OLLAMA_ORIGINS); local origins are always allowed."
     )
     router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
+
+    def serve_logging(self) -> dict[str, Any]:
+        """Ray Serve logging for every Herd component; no per-request access lines by default."""
+        return {"log_level": self.log_level, "enable_access_log": self.access_log}
 
     @property
     def store_dir(self) -> Path:

@@ -47,9 +47,9 @@ class ModelWorker:
             engine.shutdown()
 
 
-def worker_deployment(spec: ModelSpec, deployment_id: str) -> Deployment:
+def worker_deployment(spec: ModelSpec, deployment_id: str, logging_config: dict[str, Any]) -> Deployment:
     """The Ray Serve deployment for one model: name, replicas and resources from its spec."""
-    return serve.deployment(name=deployment_id, **worker_options(spec))(ModelWorker)
+    return serve.deployment(name=deployment_id, logging_config=logging_config, **worker_options(spec))(ModelWorker)
 
 
 def worker_options(spec: ModelSpec) -> dict[str, Any]:
