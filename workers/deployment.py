@@ -18,11 +18,10 @@ CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 class ModelWorker:
-    """Serve-hosted engine. Handle calls: `generate` (streaming), `tokenize`, `stats`."""
+    """Serve-hosted engine. Handle calls: `generate` (streaming) and `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
     async def __init__(self, spec: ModelSpec, model_path: str) -> None:  # type: ignore[misc]
-        self._spec = spec
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
         self._engine = Engine.start(model_path, args)
@@ -30,9 +29,6 @@ class ModelWorker:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         async for batch in self._engine.generate(request):
             yield batch
-
-    async def tokenize(self, text: str) -> list[int]:
-        return self._engine.tokenize(text)
 
     async def stats(self) -> dict[str, Any]:
         return {"unfinished": self._engine.num_unfinished(), "pid": os.getpid()}

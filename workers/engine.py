@@ -29,7 +29,7 @@ class Engine:
 
     def __init__(self, llm: Any, max_model_len: int) -> None:
         self._llm = llm
-        self._tokenizer = llm.get_tokenizer() if callable(getattr(llm, "get_tokenizer", None)) else llm.tokenizer
+        self._tokenizer = llm.get_tokenizer()
         self.max_model_len = max_model_len
 
     @classmethod
