@@ -32,15 +32,21 @@ def created_at() -> str:
 
 
 def metrics(final: Final, started_ns: int) -> stream.OllamaMetrics:
-    """Ollama's durations: worker-measured prefill/decode; load = time before the worker had it."""
+    """Ollama's durations: worker-measured prefill/decode; load = time before the worker had it.
+
+    `router_duration` (Herd's own field) is the router's added time: all of the request's time
+    outside the worker.
+    """
     total = max(now_ns() - started_ns, final.worker_ns + 1)
+    outside_worker = max(total - final.worker_ns, 1)
     return stream.OllamaMetrics(
         total_duration=total,
-        load_duration=max(total - final.worker_ns, 1),
+        load_duration=outside_worker,
         prompt_eval_count=final.prompt_tokens,
         prompt_eval_duration=final.prompt_eval_ns,
         eval_count=final.output_tokens,
         eval_duration=final.eval_ns,
+        router_duration=outside_worker,
     )
 
 
@@ -70,7 +76,7 @@ class OllamaApi:
             prefix_token_ids=tuple(req.context or ()),
             return_token_ids=not req.raw,
         )
-        events = await self._generations.open(record.deployment_id, greq)
+        events = await self._generations.open(record, greq, "ollama", started)
 
         def final(text: str, f: Final) -> bytes:
             ctx = None if req.raw else f.token_ids
@@ -93,7 +99,7 @@ class OllamaApi:
         _check_features(req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=images, tools=req.tools)
         sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
         greq = GenerationRequest(new_request_id(), _chat_prompt(req, record), sampling)
-        events = await self._generations.open(record.deployment_id, greq)
+        events = await self._generations.open(record, greq, "ollama", started)
 
         def final(text: str, f: Final) -> bytes:
             return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, metrics(f, started))
@@ -169,7 +175,8 @@ async def _respond(
     if streaming:
         return StreamingResponse(_ndjson(events, chunk, final), media_type=NDJSON)
     text, last = await events.collect()
-    return Response(final(text, last), media_type="application/json")
+    headers = stream.server_timing(events.router_ns(), last.worker_ns)
+    return Response(final(text, last), media_type="application/json", headers=headers)
 
 
 async def _ndjson(

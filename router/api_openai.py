@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from router import stream
 from router.catalog import Catalog, ModelRecord
 from router.errors import BadRequest, EngineError, HerdError
-from router.generation import EventStream, Generations, new_request_id
+from router.generation import EventStream, Generations, new_request_id, now_ns
 from router.options import openai_sampling
 from router.protocol.body import parse_json_body
 from router.protocol.openai import ChatCompletionRequest, CompletionRequest, text_content
-from workers.events import ChatPrompt, Delta, GenerationRequest, Sampling, TextPrompt
+from workers.events import ChatPrompt, Delta, Final, GenerationRequest, Sampling, TextPrompt
 
 SSE = "text/event-stream"
 
@@ -32,6 +32,7 @@ class OpenAIApi:
         self._generations = generations
 
     async def chat_completions(self, request: Request) -> Response:
+        started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "chat")
@@ -41,7 +42,7 @@ class OpenAIApi:
             for m in req.messages
         )
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages), _sampling(req, req.max_completion_tokens))
-        events = await self._generations.open(record.deployment_id, greq)
+        events = await self._generations.open(record, greq, "openai", started)
         rid, created = stream.new_id("chatcmpl-"), int(time.time())
         if req.stream:
             chunks = stream.ChatChunks(rid, created, req.model, _include_usage(req))
@@ -50,16 +51,17 @@ class OpenAIApi:
         body = stream.chat_completion(
             rid, created, req.model, text, final.finish_reason, final.prompt_tokens, final.output_tokens
         )
-        return JSONResponse(body)
+        return _json_body(body, events, final)
 
     async def completions(self, request: Request) -> Response:
+        started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
         record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)
         greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None), prefix_token_ids=prefix)
-        events = await self._generations.open(record.deployment_id, greq)
+        events = await self._generations.open(record, greq, "openai", started)
         rid, created = stream.new_id("cmpl-"), int(time.time())
         if req.stream:
             chunks = stream.CompletionChunks(rid, created, req.model, _include_usage(req))
@@ -68,13 +70,18 @@ class OpenAIApi:
         body = stream.text_completion(
             rid, created, req.model, text, final.finish_reason, final.prompt_tokens, final.output_tokens
         )
-        return JSONResponse(body)
+        return _json_body(body, events, final)
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [_model(r) for r in self._catalog.records()]})
 
     async def model(self, request: Request) -> Response:
         return JSONResponse(_model(self._catalog.resolve(request.path_params["model"])))
+
+
+def _json_body(body: dict[str, Any], events: EventStream, final: Final) -> JSONResponse:
+    router_ns = events.router_ns()
+    return JSONResponse(body | stream.router_ms(router_ns), headers=stream.server_timing(router_ns, final.worker_ns))
 
 
 def _model(r: ModelRecord) -> dict[str, Any]:
@@ -135,7 +142,7 @@ async def _frames(
                 if event.text:
                     yield content(event.text)
             else:
-                yield chunks.finish(event.finish_reason)
+                yield chunks.finish(event.finish_reason, events.router_ns())
                 if chunks.include_usage:
                     yield chunks.usage(event.prompt_tokens, event.output_tokens)
     except HerdError as err:

@@ -18,6 +18,7 @@ from router.api_openai import OpenAIApi
 from router.catalog import Catalog
 from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
 from router.generation import Generations
+from router.metrics import RouterMetrics
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -29,12 +30,15 @@ LOCAL_ORIGINS = (
 )
 
 
-def create_app(settings: Settings, catalog: Catalog, generations: Generations) -> Starlette:
+def create_app(settings: Settings, catalog: Catalog, generations: Generations, metrics: RouterMetrics) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
     ollama = OllamaApi(catalog, generations, settings.ollama_version)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats())
+
+    async def exposition(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     openai = OpenAIApi(catalog, generations)
     routes = [
@@ -50,6 +54,7 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations) -
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),
+        Route("/metrics", exposition, methods=["GET"]),
     ]
     handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
     cors = Middleware(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
+from router.metrics import RouterMetrics
 from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong
 
 
@@ -43,7 +45,14 @@ class EventStream:
 
     _first: list[Event]
     _rest: AsyncIterator[list[Event]]
+    started_ns: int = 0
+    _on_done: Callable[[int], None] | None = None
     final: Final | None = field(default=None)
+
+    def router_ns(self) -> int:
+        """The router's added time so far: its wall time for the request minus the worker's own time."""
+        worker_ns = self.final.worker_ns if self.final else 0
+        return max(now_ns() - self.started_ns - worker_ns, 0)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         batch: list[Event] | None = self._first
@@ -53,6 +62,10 @@ class EventStream:
                     if isinstance(event, Final):
                         self.final = event
                     yield event
+                if self.final is not None:
+                    # `Final` is the worker's last event: waiting for the end-of-stream message too
+                    # would add a Ray round trip to every response.
+                    break
                 try:
                     batch = await anext(self._rest)
                 except StopAsyncIteration:
@@ -65,6 +78,8 @@ class EventStream:
                 self.cancel()
         if self.final is None:
             raise EngineError("the model's engine ended the stream without finishing")
+        if self._on_done is not None:
+            self._on_done(self.router_ns())
 
     async def collect(self) -> tuple[str, Final]:
         """The whole answer and its `Final` (for non-streaming responses)."""
@@ -82,15 +97,17 @@ class EventStream:
 
 
 class Generations:
-    """Routes generation requests to worker deployments by deployment id."""
+    """Routes generation requests to worker deployments and records the router's added time."""
 
-    def __init__(self, workers: Mapping[str, Any]) -> None:
+    def __init__(self, workers: Mapping[str, Any], metrics: RouterMetrics) -> None:
         self._workers = workers
+        self._metrics = metrics
 
-    async def open(self, deployment_id: str, request: GenerationRequest) -> EventStream:
-        handle = self._workers.get(deployment_id)
+    async def open(self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int) -> EventStream:
+        """`started_ns` is when the request reached the router, so parsing counts as router time."""
+        handle = self._workers.get(record.deployment_id)
         if handle is None:
-            raise EngineError(f"no worker deployment {deployment_id!r} is running")
+            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
         responses = handle.options(stream=True).generate.remote(request)
         try:
             first = await anext(responses)
@@ -101,7 +118,8 @@ class Generations:
         except BaseException:  # cancelled while waiting for the first token: the client left
             responses.cancel()
             raise
-        return EventStream(first, responses)
+        model = record.name.display
+        return EventStream(first, responses, started_ns, lambda ns: self._metrics.observe_router_added(model, api, ns))
 
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""

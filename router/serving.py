@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
+from router.metrics import RouterMetrics
 from router.settings import Settings
 from workers.deployment import worker_deployment
 
@@ -19,7 +20,8 @@ class Router:
     """Ingress replica: the Starlette app, with handles to every model's worker deployment."""
 
     def __init__(self, settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> None:
-        self._app = create_app(settings, Catalog(records), Generations(workers))
+        metrics = RouterMetrics()
+        self._app = create_app(settings, Catalog(records), Generations(workers, metrics), metrics)
 
     def __serve_build_asgi_app__(self) -> Starlette:
         return self._app
@@ -33,8 +35,15 @@ def build_application(settings: Settings, prepared: list[tuple[ModelRecord, str]
         record.deployment_id: worker_deployment(record.spec, record.deployment_id, logs).bind(record.spec, path)
         for record, path in prepared
     }
-    records = [record for record, _ in prepared]
+    return bind_router(settings, [record for record, _ in prepared], workers)
+
+
+def bind_router(settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> Any:
+    """The router ingress over already-bound worker deployments (one per record's deployment id)."""
     router = serve.deployment(
-        name="router", num_replicas=settings.router_replicas, max_ongoing_requests=4096, logging_config=logs
+        name="router",
+        num_replicas=settings.router_replicas,
+        max_ongoing_requests=4096,
+        logging_config=settings.serve_logging(),
     )(Router)
     return router.bind(settings, records, workers)

@@ -32,6 +32,16 @@ def rfc3339_nano(epoch_ns: int) -> str:
     return f"{base}.{fraction}Z" if fraction else f"{base}Z"
 
 
+def server_timing(router_ns: int, worker_ns: int) -> dict[str, str]:
+    """The standard `Server-Timing` header: the router's added time and the worker's, in ms."""
+    return {"Server-Timing": f"router;dur={router_ns / 1e6:.3f}, worker;dur={worker_ns / 1e6:.3f}"}
+
+
+def router_ms(router_ns: int) -> dict[str, float]:
+    """Herd's own OpenAI field on the last chunk or body: the router's added time in ms."""
+    return {"router_duration_ms": round(router_ns / 1e6, 3)}
+
+
 # --- Ollama -------------------------------------------------------------------------------
 
 
@@ -45,6 +55,7 @@ class OllamaMetrics:
     prompt_eval_duration: int
     eval_count: int
     eval_duration: int
+    router_duration: int
 
     def fields(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -111,7 +122,9 @@ class _Chunks:
     include_usage: bool
     object = ""
 
-    def _frame(self, choices: list[dict[str, Any]], usage: Mapping[str, int] | None = None) -> bytes:
+    def _frame(
+        self, choices: list[dict[str, Any]], usage: Mapping[str, int] | None = None, extra: dict[str, Any] | None = None
+    ) -> bytes:
         obj: dict[str, Any] = {
             "id": self.id,
             "object": self.object,
@@ -124,7 +137,7 @@ class _Chunks:
             obj["usage"] = usage
         elif self.include_usage:
             obj["usage"] = None  # OpenAI sends null usage on every chunk but the last
-        return sse(obj)
+        return sse(obj | (extra or {}))
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         return self._frame([], _usage(prompt_tokens, completion_tokens))
@@ -135,8 +148,12 @@ class ChatChunks(_Chunks):
 
     object = "chat.completion.chunk"
 
-    def _choice(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return self._frame([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+    def _choice(
+        self, delta: dict[str, Any], finish_reason: str | None = None, extra: dict[str, Any] | None = None
+    ) -> bytes:
+        return self._frame(
+            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}], None, extra
+        )
 
     def role(self) -> bytes:
         return self._choice({"role": "assistant", "content": ""})
@@ -144,8 +161,8 @@ class ChatChunks(_Chunks):
     def content(self, text: str) -> bytes:
         return self._choice({"content": text})
 
-    def finish(self, reason: str) -> bytes:
-        return self._choice({}, reason)
+    def finish(self, reason: str, router_ns: int) -> bytes:
+        return self._choice({}, reason, router_ms(router_ns))
 
 
 class CompletionChunks(_Chunks):
@@ -153,14 +170,14 @@ class CompletionChunks(_Chunks):
 
     object = "text_completion"
 
-    def _choice(self, text: str, finish_reason: str | None = None) -> bytes:
-        return self._frame([{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}])
+    def _choice(self, text: str, finish_reason: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
+        return self._frame([{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}], None, extra)
 
     def text(self, text: str) -> bytes:
         return self._choice(text)
 
-    def finish(self, reason: str) -> bytes:
-        return self._choice("", reason)
+    def finish(self, reason: str, router_ns: int) -> bytes:
+        return self._choice("", reason, router_ms(router_ns))
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, ModelNotFound
-from router.generation import map_error
-from workers.events import InvalidRequest, PromptTooLong
+from router.generation import Generations, map_error, now_ns
+from router.metrics import RouterMetrics
+from router.names import parse_name
+from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
+from workers.spec import ModelSpec
 
 
 @pytest.mark.parametrize(
@@ -24,3 +30,90 @@ from workers.events import InvalidRequest, PromptTooLong
 def test_worker_errors_map_to_client_errors(exc: Exception, kind: type[HerdError], status: int, message: str) -> None:
     err = map_error(exc)
     assert type(err) is kind and err.status == status and err.message == message
+
+
+class _Stream:
+    """What a streaming Ray handle call returns: an async iterator of batches with `cancel()`."""
+
+    def __init__(self, batches: list[list[Event]], pause_s: float) -> None:
+        self._batches = iter(batches)
+        self._pause_s = pause_s
+        self.cancelled = False
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        await asyncio.sleep(self._pause_s)
+        try:
+            return next(self._batches)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Handle:
+    """Test double of a worker deployment handle: `handle.options(stream=True).generate.remote(req)`."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+
+    def options(self, **_: object) -> _Handle:
+        return self
+
+    @property
+    def generate(self) -> _Handle:
+        return self
+
+    def remote(self, _: GenerationRequest) -> _Stream:
+        return self.stream
+
+
+def _record() -> ModelRecord:
+    return ModelRecord(parse_name("m:1"), ModelSpec(name="m:1", source={"gguf": "/x.gguf"}), 0, "d", 0, 2048)
+
+
+def test_router_added_time_is_wall_time_minus_worker_time() -> None:
+    # Three 20 ms pauses (two batches and the end of the stream); the "worker" claims 50 ms of them,
+    # so at least 10 ms is the router's.
+    final = Final("stop", 1, 2, 1, 1, worker_ns=50_000_000)
+    stream = _Stream([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
+    metrics = RouterMetrics()
+    generations = Generations({"m--1": _Handle(stream)}, metrics)
+
+    async def run() -> tuple[str, int]:
+        events = await generations.open(
+            _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "ollama", now_ns()
+        )
+        text, _ = await events.collect()
+        return text, events.router_ns()
+
+    text, router_ns = asyncio.run(run())
+    assert text == "ab"
+    assert 9_000_000 < router_ns < 50_000_000
+    labels = {"model": "m:1", "api": "ollama"}
+    assert metrics.registry.get_sample_value("herd_router_added_seconds_count", labels) == 1
+    observed = metrics.registry.get_sample_value("herd_router_added_seconds_sum", labels)
+    assert observed is not None and 0.009 < observed < 0.05
+    assert b"herd_router_added_seconds_bucket" in metrics.exposition()
+
+
+def test_leaving_early_cancels_and_records_nothing() -> None:
+    stream = _Stream([[Delta("a", 1)], [Delta("b", 1)]], pause_s=0)
+    metrics = RouterMetrics()
+    generations = Generations({"m--1": _Handle(stream)}, metrics)
+
+    async def run() -> None:
+        events = await generations.open(
+            _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "openai", now_ns()
+        )
+        async for _ in events:
+            break
+
+    asyncio.run(run())
+    assert stream.cancelled
+    assert (
+        metrics.registry.get_sample_value("herd_router_added_seconds_count", {"model": "m:1", "api": "openai"}) is None
+    )

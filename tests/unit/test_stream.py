@@ -8,7 +8,7 @@ from router import stream
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, ModelNotFound, Overloaded
 
 T = "2024-07-22T20:47:51.147561Z"
-M = stream.OllamaMetrics(10, 2, 26, 130, 259, 4232)
+M = stream.OllamaMetrics(10, 2, 26, 130, 259, 4232, 2)
 
 
 @pytest.mark.parametrize(
@@ -41,10 +41,10 @@ def test_rfc3339_nano(ns: int, text: str) -> None:
             stream.ollama_generate_final("m", T, "", "stop", M, [1, 2]),
             b'{"model":"m","created_at":"' + T.encode() + b'","response":"","done":true,"done_reason":"stop",'
             b'"context":[1,2],"total_duration":10,"load_duration":2,"prompt_eval_count":26,'
-            b'"prompt_eval_duration":130,"eval_count":259,"eval_duration":4232}\n',
+            b'"prompt_eval_duration":130,"eval_count":259,"eval_duration":4232,"router_duration":2}\n',
         ),
         (
-            stream.ollama_generate_final("m", T, "all", "length", stream.OllamaMetrics(5, 0, 3, 0, 0, 0), None),
+            stream.ollama_generate_final("m", T, "all", "length", stream.OllamaMetrics(5, 0, 3, 0, 0, 0, 0), None),
             b'{"model":"m","created_at":"' + T.encode() + b'","response":"all","done":true,"done_reason":"length",'
             b'"total_duration":5,"prompt_eval_count":3}\n',
         ),
@@ -54,10 +54,10 @@ def test_rfc3339_nano(ns: int, text: str) -> None:
             b'"done":false}\n',
         ),
         (
-            stream.ollama_chat_final("m", T, "", "stop", stream.OllamaMetrics(9, 1, 2, 3, 4, 5)),
+            stream.ollama_chat_final("m", T, "", "stop", stream.OllamaMetrics(9, 1, 2, 3, 4, 5, 1)),
             b'{"model":"m","created_at":"' + T.encode() + b'","message":{"role":"assistant","content":""},'
             b'"done":true,"done_reason":"stop","total_duration":9,"load_duration":1,"prompt_eval_count":2,'
-            b'"prompt_eval_duration":3,"eval_count":4,"eval_duration":5}\n',
+            b'"prompt_eval_duration":3,"eval_count":4,"eval_duration":5,"router_duration":1}\n',
         ),
         (stream.ollama_error(ModelNotFound("x")), b'{"error":"model \'x\' not found"}\n'),
     ],
@@ -80,7 +80,9 @@ def test_chat_sse_sequence() -> None:
     head += b'"system_fingerprint":"fp_herd","choices":[{"index":0,"delta":'
     assert c.role() == head + b'{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
     assert c.content("Hi") == head + b'{"content":"Hi"},"logprobs":null,"finish_reason":null}]}\n\n'
-    assert c.finish("length") == head + b'{},"logprobs":null,"finish_reason":"length"}]}\n\n'
+    assert c.finish("length", 1_234_567) == (
+        head + b'{},"logprobs":null,"finish_reason":"length"}],"router_duration_ms":1.235}\n\n'
+    )
     assert stream.DONE == b"data: [DONE]\n\n"
 
 
@@ -99,9 +101,13 @@ def test_completion_sse_chunks() -> None:
         b'data: {"id":"cmpl-1","object":"text_completion","created":3,"model":"m","system_fingerprint":"fp_herd",'
         b'"choices":[{"index":0,"text":"ab","logprobs":null,"finish_reason":null}]}\n\n'
     )
-    assert json.loads(c.finish("stop")[6:])["choices"] == [
+    assert json.loads(c.finish("stop", 0)[6:])["choices"] == [
         {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
     ]
+
+
+def test_server_timing_header() -> None:
+    assert stream.server_timing(412_000, 1_234_567_890) == {"Server-Timing": "router;dur=0.412, worker;dur=1234.568"}
 
 
 def test_non_streaming_bodies() -> None:
