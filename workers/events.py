@@ -92,6 +92,32 @@ class Final:
 Event = Delta | Final
 
 
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    """Inputs to embed in one worker call; one vector per input, in order.
+
+    Each input is a text, or token ids of the model's own vocabulary without special tokens (the
+    worker adds them as it does for text). With `truncate`, an input longer than the model's
+    context is cut to fit; without it, the whole request fails with `PromptTooLong`.
+    `dimensions` keeps that many leading components (renormalised when `normalize`).
+    """
+
+    request_id: str
+    inputs: tuple[str | tuple[int, ...], ...]
+    truncate: bool = True
+    normalize: bool = True
+    dimensions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResult:
+    """Vectors in input order, the prompt tokens the engine processed (all inputs) and the worker's time."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+    worker_ns: int
+
+
 class InvalidRequest(ValueError):
     """The engine rejected the request's parameters; the router answers 400."""
 

@@ -70,3 +70,22 @@ class ShowRequest(_Wire):
     @property
     def target(self) -> str:
         return self.model or self.name
+
+
+class EmbedRequest(_Wire):
+    model: str = ""
+    # A string or a list of strings; checked by `router.embeddings.ollama_inputs` for Ollama's error text.
+    input: Any = None
+    truncate: bool | None = None  # Ollama's default (null too) is true
+    dimensions: int | None = None
+    keep_alive: str | float | None = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsRequest(_Wire):
+    """The legacy single-prompt `/api/embeddings`."""
+
+    model: str = ""
+    prompt: str = ""
+    options: dict[str, Any] | None = None
+    keep_alive: str | float | None = None

@@ -60,6 +60,15 @@ class CompletionRequest(_Sampling):
     max_tokens: int | None = 16  # OpenAI's default for legacy completions
 
 
+class EmbeddingRequest(_Wire):
+    # A string, strings, token ids or lists of token ids; checked by `router.embeddings.openai_inputs`.
+    input: Any
+    model: str
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
 def text_content(content: str | list[dict[str, Any]] | None) -> str:
     """A message's text: a string, or the `text` parts of an array (other parts are refused clearly)."""
     if content is None or isinstance(content, str):

@@ -1,0 +1,94 @@
+"""Embeddings in both protocols: Ollama `/api/embed` and legacy `/api/embeddings`, OpenAI `/v1/embeddings`.
+
+Each request is one non-streaming handle call to the model's worker (`ModelWorker.embed`), which
+embeds all inputs in one engine batch. Errors are raised before any byte is written, so they all
+get a real status from the app-level handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router import embeddings, stream
+from router.catalog import Catalog, ModelRecord
+from router.errors import EngineError
+from router.generation import Generations, map_error, new_request_id, now_ns
+from router.protocol import ollama, openai
+from router.protocol.body import parse_json_body
+from workers.events import EmbedRequest, EmbedResult
+
+JSON = "application/json"
+
+
+class EmbedApi:
+    def __init__(self, catalog: Catalog, generations: Generations) -> None:
+        self._catalog = catalog
+        # The worker handles by deployment id. TODO(lead): a public `Generations.embed` would
+        # replace this private read; generation.py was being edited in parallel.
+        self._workers: Mapping[str, Any] = generations._workers
+
+    async def ollama_embed(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(ollama.EmbedRequest, await request.body())
+        record = self._embedding_model(req.model)
+        texts = embeddings.ollama_inputs(req.input)
+        if not texts:
+            return _json({"model": req.model, "embeddings": []})
+        dims = embeddings.ollama_dimensions(req.dimensions)
+        embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
+        result = await self._embed(record, embed)
+        total = max(now_ns() - started, result.worker_ns + 1)
+        outside_worker = total - result.worker_ns
+        body = embeddings.ollama_embed_body(req.model, result.vectors, total, outside_worker, result.prompt_tokens)
+        return _json(body, result, outside_worker)
+
+    async def ollama_embeddings(self, request: Request) -> Response:
+        """Legacy: one prompt, and (as in Ollama) the vector is not normalised."""
+        started = now_ns()
+        req = parse_json_body(ollama.EmbeddingsRequest, await request.body())
+        record = self._embedding_model(req.model)
+        if not req.prompt:
+            return _json({"embedding": []})
+        result = await self._embed(
+            record, EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
+        )
+        return _json({"embedding": list(result.vectors[0])}, result, now_ns() - started - result.worker_ns)
+
+    async def openai_embeddings(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(openai.EmbeddingRequest, await request.body())
+        embeddings.openai_check(req.encoding_format, req.dimensions)
+        record = self._embedding_model(req.model)
+        inputs = embeddings.openai_inputs(req.input)
+        # OpenAI never truncates silently: an over-long input is a 400 (context_length_exceeded).
+        embed = EmbedRequest(new_request_id(), tuple(inputs), truncate=False, dimensions=req.dimensions)
+        result = await self._embed(record, embed)
+        body = embeddings.openai_body(req.model, result.vectors, req.encoding_format, result.prompt_tokens)
+        return _json(body, result, now_ns() - started - result.worker_ns)
+
+    def _embedding_model(self, requested: str) -> ModelRecord:
+        record = self._catalog.resolve(requested)
+        record.require_embedding(requested)
+        return record
+
+    async def _embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
+        handle = self._workers.get(record.deployment_id)
+        if handle is None:
+            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        try:
+            result: EmbedResult = await handle.embed.remote(request)
+        except Exception as exc:
+            # Ray's RayTaskError keeps the worker's exception as `cause`; its text has no traceback
+            # or class-name prefix. TODO(lead): map_error itself could do this for generation too.
+            cause = getattr(exc, "cause", None)
+            raise map_error(cause if isinstance(cause, Exception) else exc) from exc
+        return result
+
+
+def _json(body: dict[str, Any], result: EmbedResult | None = None, router_ns: int = 0) -> Response:
+    headers = stream.server_timing(max(router_ns, 0), result.worker_ns) if result else None
+    return Response(stream.dumps(body), media_type=JSON, headers=headers)

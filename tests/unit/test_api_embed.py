@@ -1,0 +1,137 @@
+"""The embedding routes over a fake worker handle: request mapping, bodies and error rendering per protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from router.app import create_app
+from router.catalog import Catalog, ModelRecord
+from router.generation import Generations
+from router.metrics import RouterMetrics
+from router.names import parse_name
+from router.settings import Settings
+from workers.events import EmbedRequest, EmbedResult, PromptTooLong
+from workers.spec import ModelSpec
+
+TOO_LONG = "the input length exceeds the context length"
+
+
+class _Remote:
+    """`handle.embed.remote(request)`: records the request, answers (awaitable) or fails like Ray."""
+
+    def __init__(self, fail: Exception | None) -> None:
+        self.fail = fail
+        self.requests: list[EmbedRequest] = []
+
+    async def remote(self, request: EmbedRequest) -> EmbedResult:
+        self.requests.append(request)
+        if self.fail is not None:
+            raise self.fail
+        return EmbedResult(tuple((0.6, 0.8) for _ in request.inputs), 3 * len(request.inputs), 1_000)
+
+
+class _Handle:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.embed = _Remote(fail)
+
+
+class _RayTaskError(PromptTooLong):
+    """What Ray re-raises: a subclass of the worker's exception, with a traceback in its text."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"ray::ModelWorker.embed()\nTraceback ...\nworkers.events.PromptTooLong: {cause}")
+        self.cause = cause
+
+
+def _record(name: str, kind: str) -> ModelRecord:
+    spec = ModelSpec(name=name, source={"hf": "/x"}, kind=kind)  # type: ignore[arg-type]
+    return ModelRecord(parse_name(name), spec, 0, "d", 0, 256)
+
+
+def _client(handle: _Handle) -> TestClient:
+    records = [_record("mini:1", "embed"), _record("chat:1", "generate")]
+    workers = {"mini--1": handle, "chat--1": object()}
+    app = create_app(Settings(), Catalog(records), Generations(workers, RouterMetrics()), RouterMetrics())
+    return TestClient(app)
+
+
+def test_ollama_embed_maps_fields_and_renders_the_body() -> None:
+    handle = _Handle()
+    r = _client(handle).post("/api/embed", json={"model": "mini:1", "input": ["a", "b"], "truncate": False})
+    assert r.status_code == 200 and "worker;dur=0.001" in r.headers["server-timing"]
+    body = r.json()
+    assert body["model"] == "mini:1" and body["embeddings"] == [[0.6, 0.8], [0.6, 0.8]]
+    assert body["prompt_eval_count"] == 6 and body["total_duration"] > body["load_duration"] > 0
+    (req,) = handle.embed.requests
+    assert req.inputs == ("a", "b") and not req.truncate and req.normalize and req.dimensions is None
+
+
+def test_legacy_embeddings_ask_for_raw_vectors() -> None:
+    handle = _Handle()
+    r = _client(handle).post("/api/embeddings", json={"model": "mini:1", "prompt": "a"})
+    assert r.json() == {"embedding": [0.6, 0.8]}
+    assert handle.embed.requests[0].normalize is False
+
+
+def test_openai_embeddings_never_truncate_and_encode_base64() -> None:
+    handle = _Handle()
+    body = {"model": "mini:1", "input": [[5, 6]], "encoding_format": "base64", "dimensions": 2}
+    r = _client(handle).post("/v1/embeddings", json=body)
+    assert r.json()["data"] == [{"object": "embedding", "index": 0, "embedding": "mpkZP83MTD8="}]
+    (req,) = handle.embed.requests
+    assert req.inputs == ((5, 6),) and not req.truncate and req.dimensions == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "expected"),
+    [
+        ("/api/embed", {"model": "chat:1", "input": "x"}, 400, {"error": '"chat:1" does not support embeddings'}),
+        ("/api/embeddings", {"model": "chat:1", "prompt": "x"}, 400, {"error": '"chat:1" does not support embeddings'}),
+        ("/api/embed", {"model": "nope", "input": "x"}, 404, {"error": "model 'nope' not found"}),
+        ("/api/embed", {"model": "mini:1", "input": "x"}, 400, {"error": TOO_LONG}),
+        (
+            "/v1/embeddings",
+            {"model": "chat:1", "input": "x"},
+            400,
+            {
+                "error": {
+                    "message": '"chat:1" does not support embeddings',
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": None,
+                }
+            },
+        ),
+        (
+            "/v1/embeddings",
+            {"model": "mini:1", "input": "x"},
+            400,
+            {
+                "error": {
+                    "message": TOO_LONG,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "context_length_exceeded",
+                }
+            },
+        ),
+    ],
+)
+def test_errors_render_per_protocol(path: str, body: dict[str, Any], status: int, expected: dict[str, Any]) -> None:
+    handle = _Handle(fail=_RayTaskError(PromptTooLong(TOO_LONG)))
+    r = _client(handle).post(path, json=body)
+    assert r.status_code == status and r.json() == expected
+
+
+def test_empty_ollama_input_does_not_reach_the_worker() -> None:
+    handle = _Handle()
+    client = _client(handle)
+    assert client.post("/api/embed", json={"model": "mini:1", "input": []}).json() == {
+        "model": "mini:1",
+        "embeddings": [],
+    }
+    assert client.post("/api/embeddings", json={"model": "mini:1"}).json() == {"embedding": []}
+    assert handle.embed.requests == []
