@@ -72,6 +72,28 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], model: str, timeout: fl
     raise RuntimeError("server not ready")
 
 
+def cpu_busy(window_s: float = 1.0) -> float:
+    """Fraction of all cores busy over `window_s` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(window_s)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def settle(limit: float = 0.15, timeout_s: float = 90) -> float:
+    """Wait until start-up work (Ray's pre-started workers, engine warm-up) stops using the CPU."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s and cpu_busy() > limit:
+        pass
+    return time.monotonic() - started
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGINT)
     try:
@@ -91,7 +113,7 @@ def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str
     out: dict[str, Any] = {}
     try:
         ready = wait_ready(base, proc, server.model)
-        print(f"  {server.name} ready in {ready:.0f}s", flush=True)
+        print(f"  {server.name} ready in {ready:.0f}s, settled in {settle():.0f}s", flush=True)
         for label, api in server.apis.items():
             asyncio.run(run_load(base, api, server.model, concurrency=4, requests=8, tokens=16))  # warm-up
             for c in args.concurrency:

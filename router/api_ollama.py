@@ -60,6 +60,7 @@ class OllamaApi:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        request.state.model = record.name.display  # the request metric's label
         record.require_generation(req.model, "generate")
         if not req.prompt and not req.context:
             return _loaded(req.model, req.keep_alive, chat=False)
@@ -92,6 +93,7 @@ class OllamaApi:
         started = now_ns()
         req = parse_json_body(ChatRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        request.state.model = record.name.display  # the request metric's label
         record.require_generation(req.model, "chat")
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)

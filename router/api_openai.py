@@ -35,6 +35,7 @@ class OpenAIApi:
         started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        request.state.model = record.name.display  # the request metric's label
         record.require_generation(req.model, "chat")
         _unsupported(n=req.n, logprobs=req.logprobs, tools=req.tools and req.tool_choice != "none")
         messages = tuple(
@@ -57,6 +58,7 @@ class OpenAIApi:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
         record = self._catalog.resolve(req.model)
+        request.state.model = record.name.display  # the request metric's label
         record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)

@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import stream
 from router.api_embed import EmbedApi
@@ -68,7 +69,37 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         allow_methods=["*"],
         allow_headers=["*"],
     )
-    return Starlette(routes=routes, exception_handlers=handlers, middleware=[cors])
+    counted = Middleware(CountRequests, metrics=metrics)
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors])
+
+
+class CountRequests:
+    """Counts every HTTP request by model, API, endpoint (the route's path template) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: RouterMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500  # an exception that escapes every handler
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_note)
+        finally:
+            path: str = scope["path"]
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            api = "openai" if path.startswith("/v1/") else "ollama" if path.startswith("/api/") else "other"
+            self._metrics.observe_request(scope.get("state", {}).get("model", ""), api, endpoint, status)
 
 
 async def root(request: Request) -> Response:

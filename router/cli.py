@@ -95,14 +95,12 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
         include_dashboard=False,
         logging_level=logging.WARNING,
     )
-    ray_serve.start(
-        http_options={"host": settings.host, "port": settings.port},
-        logging_config=settings.serve_logging(),
-    )
+    # No Serve HTTP proxy: router replicas listen on the port themselves (router/http_server.py).
+    ray_serve.start(http_options={"location": "NoServer"}, logging_config=settings.serve_logging())
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)
     app = build_application(settings, prepared)
-    ray_serve.run(app, name="herd", route_prefix="/")
+    ray_serve.run(app, name="herd", route_prefix=None)
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
         " (Ollama API under /api, OpenAI API under /v1)",

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
-from router.metrics import RouterMetrics
+from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong
 
 
@@ -46,8 +46,10 @@ class EventStream:
     _first: list[Event]
     _rest: AsyncIterator[list[Event]]
     started_ns: int = 0
-    _on_done: Callable[[int], None] | None = None
+    _observer: GenerationObserver | None = None
     final: Final | None = field(default=None)
+    _first_token_ns: int = 0
+    _last_token_ns: int = 0
 
     def router_ns(self) -> int:
         """The router's added time so far: its wall time for the request minus the worker's own time."""
@@ -61,6 +63,9 @@ class EventStream:
                 for event in batch:
                     if isinstance(event, Final):
                         self.final = event
+                    elif event.tokens:
+                        self._last_token_ns = now_ns()
+                        self._first_token_ns = self._first_token_ns or self._last_token_ns
                     yield event
                 if self.final is not None:
                     # `Final` is the worker's last event: waiting for the end-of-stream message too
@@ -72,14 +77,17 @@ class EventStream:
                     batch = None
                 except Exception as exc:
                     raise map_error(exc) from exc
+            if self.final is not None and self._observer is not None:
+                first, last = self._first_token_ns, self._last_token_ns
+                self._observer.finished(self.final, self.started_ns, first, last, now_ns(), self.router_ns())
         finally:
             if self.final is None:
                 # The client went away (or the stream broke): stop the engine request too.
                 self.cancel()
+            if self._observer is not None:
+                self._observer.closed()
         if self.final is None:
             raise EngineError("the model's engine ended the stream without finishing")
-        if self._on_done is not None:
-            self._on_done(self.router_ns())
 
     async def collect(self) -> tuple[str, Final]:
         """The whole answer and its `Final` (for non-streaming responses)."""
@@ -108,22 +116,31 @@ class Generations:
         handle = self._workers.get(record.deployment_id)
         if handle is None:
             raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        observer = self._metrics.generation(record.name.display, api)
         responses = handle.options(stream=True).generate.remote(request)
         try:
-            first = await anext(responses)
-        except StopAsyncIteration:
-            raise EngineError("the model's engine returned nothing") from None
-        except Exception as exc:
-            raise map_error(exc) from exc
-        except BaseException:  # cancelled while waiting for the first token: the client left
-            responses.cancel()
+            first = await _first_batch(responses)
+        except BaseException:
+            observer.closed()
             raise
-        model = record.name.display
-        return EventStream(first, responses, started_ns, lambda ns: self._metrics.observe_router_added(model, api, ns))
+        return EventStream(first, responses, started_ns, observer)
 
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""
         return {deployment_id: await handle.stats.remote() for deployment_id, handle in self._workers.items()}
+
+
+async def _first_batch(responses: Any) -> list[Event]:
+    try:
+        first: list[Event] = await anext(responses)
+    except StopAsyncIteration:
+        raise EngineError("the model's engine returned nothing") from None
+    except Exception as exc:
+        raise map_error(exc) from exc
+    except BaseException:  # cancelled while waiting for the first token: the client left
+        responses.cancel()
+        raise
+    return first
 
 
 def now_ns() -> int:

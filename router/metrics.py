@@ -1,12 +1,23 @@
-"""Prometheus metrics of one router replica, on its own registry (served at `/metrics`)."""
+"""Prometheus metrics of one router replica, on its own registry (served at `/metrics`).
+
+Names follow the OpenTelemetry GenAI server metrics where one exists (`gen_ai_server_*`) and
+vLLM's token counters otherwise (`prompt_tokens_total`, `generation_tokens_total`), under `herd_`.
+Each generation is observed once, when it ends: nothing is recorded per token.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from workers.events import Final
 
 # The router's own share of a request is sub-millisecond when healthy; the top buckets catch stalls.
 ADDED_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# OpenTelemetry's advised buckets for these GenAI server histograms.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
 
 class RouterMetrics:
@@ -14,17 +25,87 @@ class RouterMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        labels = ["model", "api"]
+        self.requests = Counter(
+            "herd_requests",
+            "HTTP requests by model (empty when none was resolved), API, endpoint and status code.",
+            ["model", "api", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "herd_requests_in_flight",
+            "Generations the router has open on the engines.",
+            ["model"],
+            registry=self.registry,
+        )
         self.router_added = Histogram(
             "herd_router_added_seconds",
             "Time a request spent in the router and its hops to the engine worker: "
             "end-to-end time in the router minus the worker's own time.",
-            ["model", "api"],
+            labels,
             buckets=ADDED_BUCKETS,
             registry=self.registry,
         )
+        self.ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from the request reaching the router to the first output token reaching it.",
+            labels,
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.tpot = Histogram(
+            "gen_ai_server_time_per_output_token_seconds",
+            "Per request: time between the first and last output token divided by the tokens after the first.",
+            labels,
+            buckets=TPOT_BUCKETS,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "Generation time in the router, from request to the last event.",
+            labels,
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.prompt_tokens = Counter(
+            "herd_prompt_tokens", "Prompt tokens of finished generations.", labels, registry=self.registry
+        )
+        self.generation_tokens = Counter(
+            "herd_generation_tokens", "Output tokens of finished generations.", labels, registry=self.registry
+        )
+
+    def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
+        self.requests.labels(model, api, endpoint, str(status)).inc()
 
     def observe_router_added(self, model: str, api: str, ns: int) -> None:
         self.router_added.labels(model, api).observe(ns / 1e9)
 
+    def generation(self, model: str, api: str) -> GenerationObserver:
+        return GenerationObserver(self, model, api)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class GenerationObserver:
+    """One generation's metrics: in flight from creation until `closed`, observed at `finished`."""
+
+    def __init__(self, metrics: RouterMetrics, model: str, api: str) -> None:
+        self._m = metrics
+        self._model = model
+        self._labels = (model, api)
+        metrics.in_flight.labels(model).inc()
+
+    def finished(self, final: Final, started_ns: int, first_ns: int, last_ns: int, end_ns: int, router_ns: int) -> None:
+        m, labels = self._m, self._labels
+        m.router_added.labels(*labels).observe(router_ns / 1e9)
+        m.duration.labels(*labels).observe((end_ns - started_ns) / 1e9)
+        m.prompt_tokens.labels(*labels).inc(final.prompt_tokens)
+        m.generation_tokens.labels(*labels).inc(final.output_tokens)
+        if first_ns:
+            m.ttft.labels(*labels).observe((first_ns - started_ns) / 1e9)
+        if final.output_tokens > 1 and last_ns > first_ns:
+            m.tpot.labels(*labels).observe((last_ns - first_ns) / 1e9 / (final.output_tokens - 1))
+
+    def closed(self) -> None:
+        self._m.in_flight.labels(self._model).dec()

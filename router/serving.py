@@ -5,26 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from ray import serve
-from starlette.applications import Starlette
 
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
+from router.http_server import HttpServer
 from router.metrics import RouterMetrics
 from router.settings import Settings
 from workers.deployment import worker_deployment
 
 
-@serve.ingress()
 class Router:
-    """Ingress replica: the Starlette app, with handles to every model's worker deployment."""
+    """Router replica: serves the Starlette app on Herd's port itself, with handles to every worker."""
 
-    def __init__(self, settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> None:
+    # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
+    async def __init__(self, settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> None:  # type: ignore[misc]
         metrics = RouterMetrics()
-        self._app = create_app(settings, Catalog(records), Generations(workers, metrics), metrics)
+        app = create_app(settings, Catalog(records), Generations(workers, metrics), metrics)
+        self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
+        await self._server.start()
 
-    def __serve_build_asgi_app__(self) -> Starlette:
-        return self._app
+    async def check_health(self) -> None:
+        if not self._server.running():
+            raise RuntimeError("the router's HTTP server stopped")
+
+    def __del__(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.stop()
 
 
 def build_application(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> Any:

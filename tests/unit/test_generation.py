@@ -76,9 +76,9 @@ def _record() -> ModelRecord:
 
 
 def test_router_added_time_is_wall_time_minus_worker_time() -> None:
-    # Three 20 ms pauses (two batches and the end of the stream); the "worker" claims 50 ms of them,
-    # so at least 10 ms is the router's.
-    final = Final("stop", 1, 2, 1, 1, worker_ns=50_000_000)
+    # Two 20 ms pauses, one per batch (the router stops at `Final`, not at the end of the stream);
+    # the "worker" claims 30 ms of them, so at least 10 ms is the router's.
+    final = Final("stop", 1, 2, 1, 1, worker_ns=30_000_000)
     stream = _Stream([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
     metrics = RouterMetrics()
     generations = Generations({"m--1": _Handle(stream)}, metrics)
@@ -92,12 +92,19 @@ def test_router_added_time_is_wall_time_minus_worker_time() -> None:
 
     text, router_ns = asyncio.run(run())
     assert text == "ab"
-    assert 9_000_000 < router_ns < 50_000_000
+    assert 9_000_000 < router_ns < 40_000_000
     labels = {"model": "m:1", "api": "ollama"}
     assert metrics.registry.get_sample_value("herd_router_added_seconds_count", labels) == 1
     observed = metrics.registry.get_sample_value("herd_router_added_seconds_sum", labels)
-    assert observed is not None and 0.009 < observed < 0.05
+    assert observed is not None and 0.009 < observed < 0.04
     assert b"herd_router_added_seconds_bucket" in metrics.exposition()
+    value = metrics.registry.get_sample_value
+    assert value("herd_requests_in_flight", {"model": "m:1"}) == 0
+    assert value("herd_generation_tokens_total", labels) == 2 and value("herd_prompt_tokens_total", labels) == 1
+    ttft = value("gen_ai_server_time_to_first_token_seconds_sum", labels)
+    assert ttft is not None and 0.02 <= ttft < 0.06  # the first token came after one 20 ms pause
+    tpot = value("gen_ai_server_time_per_output_token_seconds_sum", labels)
+    assert tpot is not None and 0.02 <= tpot < 0.06  # one more token, one more pause
 
 
 def test_leaving_early_cancels_and_records_nothing() -> None:
@@ -114,6 +121,7 @@ def test_leaving_early_cancels_and_records_nothing() -> None:
 
     asyncio.run(run())
     assert stream.cancelled
+    assert metrics.registry.get_sample_value("herd_requests_in_flight", {"model": "m:1"}) == 0
     assert (
         metrics.registry.get_sample_value("herd_router_added_seconds_count", {"model": "m:1", "api": "openai"}) is None
     )

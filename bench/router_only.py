@@ -1,0 +1,172 @@
+"""Router-only load: thousands of concurrent streams through one router replica, no engine.
+
+    .venv/bin/python -m bench.router_only [--streams 2000] [--interval 0.5] [--tokens 16]
+
+Starts Ray Serve with Herd's real router deployment (one replica, real HTTP proxy) in front of
+`SyntheticTokenSource` (bench/synthetic.py), opens `--streams` OpenAI SSE streams at once and
+reads them to the end. Each synthetic token carries the wall-clock time it left the worker, so
+for every chunk the client knows the delay the router path added (worker -> router -> proxy ->
+client, including this client's own event-loop lag on the shared cores). Reports errors, that
+per-chunk delay, the inter-chunk gap minus the token interval, and the router's own
+`herd_router_added_seconds` histogram; writes bench/results/router_only.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.load import _pct
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "synthetic:tokens"
+
+
+@dataclass
+class Stream:
+    ok: bool = False
+    delays: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    chunks: int = 0
+    error: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(port: int, interval_s: float) -> None:
+    """Ray Serve with the real router over the synthetic source (this process is the driver)."""
+    import ray
+    from ray import serve
+
+    from bench.synthetic import SyntheticTokenSource
+    from router.catalog import ModelRecord
+    from router.names import parse_name
+    from router.serving import bind_router
+    from router.settings import Settings
+    from workers.spec import ModelSpec
+
+    settings = Settings(port=port)
+    ray.init(num_cpus=settings.ray_cpus, include_dashboard=False, logging_level=logging.ERROR)
+    serve.start(http_options={"host": settings.host, "port": port}, logging_config=settings.serve_logging())
+    spec = ModelSpec(name=MODEL, source={"hf": "synthetic (no weights)"}, max_ongoing_requests=100_000)
+    record = ModelRecord(parse_name(MODEL), spec, size=0, digest="synthetic", modified_ns=0, context_length=2048)
+    source = serve.deployment(
+        name=record.deployment_id,
+        max_ongoing_requests=100_000,
+        ray_actor_options={"num_cpus": 0.1},
+        logging_config=settings.serve_logging(),
+    )(SyntheticTokenSource)
+    app = bind_router(settings, [record], {record.deployment_id: source.bind(interval_s)})
+    serve.run(app, name="router-only", route_prefix="/")
+
+
+async def one(client: httpx.AsyncClient, tokens: int, interval_s: float) -> Stream:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": tokens, "stream": True}
+    out = Stream()
+    last = 0.0
+    try:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+            if r.status_code != 200:
+                out.error = f"HTTP {r.status_code}"
+                return out
+            async for line in r.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                now = time.time()
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    out.error = chunk["error"]["message"]
+                    return out
+                content = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+                if not content:
+                    continue
+                out.delays.append(now - float(content))
+                if last:
+                    out.gaps.append(now - last - interval_s)
+                last = now
+                out.chunks += 1
+    except httpx.HTTPError as exc:
+        out.error = repr(exc)
+        return out
+    out.ok = out.chunks == tokens
+    out.error = "" if out.ok else f"{out.chunks} of {tokens} chunks"
+    return out
+
+
+async def drive(base: str, streams: int, tokens: int, interval_s: float) -> tuple[list[Stream], float]:
+    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    timeout = httpx.Timeout(120, connect=60, pool=60)
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(client, tokens, interval_s) for _ in range(streams)))
+        return list(results), time.perf_counter() - started
+
+
+def summarize(results: list[Stream], duration: float, metrics: str) -> dict[str, Any]:
+    delays = [d for r in results for d in r.delays]
+    gaps = [g for r in results for g in r.gaps]
+    count = _metric(metrics, "herd_router_added_seconds_count")
+    added_sum = _metric(metrics, "herd_router_added_seconds_sum")
+    return {
+        "streams": len(results),
+        "errors": sum(not r.ok for r in results),
+        "error_samples": sorted({r.error for r in results if not r.ok})[:3],
+        "chunks": sum(r.chunks for r in results),
+        "chunks_per_s": round(sum(r.chunks for r in results) / duration, 1),
+        "chunk_delay_ms": {q: round(_pct(delays, p), 1) for q, p in (("p50", 50), ("p99", 99), ("max", 100))},
+        "added_gap_ms": {q: round(_pct(gaps, p), 1) for q, p in (("p50", 50), ("p99", 99), ("max", 100))},
+        "router_added_mean_ms": round(added_sum / count * 1000, 2) if count else None,
+        "duration_s": round(duration, 1),
+    }
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, nargs="+", default=[100, 2000])
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between one stream's tokens")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens per stream")
+    args = parser.parse_args()
+    port = free_port()
+    start(port, args.interval)
+    base = f"http://127.0.0.1:{port}"
+    asyncio.run(drive(base, 10, 2, args.interval))  # warm-up
+    report: dict[str, Any] = {"args": vars(args), "runs": {}}
+    for n in args.streams:
+        before = httpx.get(f"{base}/metrics").text
+        results, duration = asyncio.run(drive(base, n, args.tokens, args.interval))
+        after = httpx.get(f"{base}/metrics").text
+        stats = summarize(results, duration, _diff(before, after))
+        report["runs"][str(n)] = stats
+        print(json.dumps({str(n): stats}), flush=True)
+    out = ROOT / "bench" / "results" / "router_only.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+def _diff(before: str, after: str) -> str:
+    """The router histogram's count and sum for this run only (after minus before)."""
+    lines = []
+    for name in ("herd_router_added_seconds_count", "herd_router_added_seconds_sum"):
+        lines.append(f"{name}{{}} {_metric(after, name) - _metric(before, name)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""SyntheticTokenSource: a benchmark instrument that stands in for a vLLM worker. Never served by `herd serve`.
+
+It answers the router's worker calls (`generate`, `stats`) with one token every `interval_s` per
+request, on a fixed schedule, with no model behind it, so that `bench/router_only.py` can load
+the router alone with thousands of streams a 2-core machine's engine could never produce. Each
+token's text is the wall-clock time it left this process, which lets the client measure what
+the router and its hops add to every chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from workers.events import Delta, Event, Final, GenerationRequest
+
+DEFAULT_TOKENS = 16
+
+
+class SyntheticTokenSource:
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._open = 0
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
+        tokens = request.sampling.max_tokens or DEFAULT_TOKENS
+        loop = asyncio.get_running_loop()
+        started_ns = time.monotonic_ns()
+        start = loop.time()
+        self._open += 1
+        try:
+            for i in range(1, tokens + 1):
+                # Absolute deadlines: this process's own lateness does not accumulate into later gaps.
+                await asyncio.sleep(max(start + i * self._interval_s - loop.time(), 0))
+                batch: list[Event] = [Delta(f"{time.time():.6f} ", 1)]
+                if i == tokens:
+                    worker_ns = time.monotonic_ns() - started_ns
+                    batch.append(
+                        Final("length", 1, tokens, 1, max(worker_ns - int(self._interval_s * 1e9), 1), worker_ns)
+                    )
+                yield batch
+        finally:
+            self._open -= 1
+
+    async def stats(self) -> dict[str, Any]:
+        return {"unfinished": self._open, "pid": os.getpid()}
