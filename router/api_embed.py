@@ -7,7 +7,6 @@ get a real status from the app-level handler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -15,8 +14,7 @@ from starlette.responses import Response
 
 from router import embeddings, stream
 from router.catalog import Catalog, ModelRecord
-from router.errors import EngineError
-from router.generation import Generations, map_error, new_request_id, now_ns
+from router.generation import Generations, new_request_id, now_ns
 from router.protocol import ollama, openai
 from router.protocol.body import parse_json_body
 from workers.events import EmbedRequest, EmbedResult
@@ -27,20 +25,18 @@ JSON = "application/json"
 class EmbedApi:
     def __init__(self, catalog: Catalog, generations: Generations) -> None:
         self._catalog = catalog
-        # The worker handles by deployment id. TODO(lead): a public `Generations.embed` would
-        # replace this private read; generation.py was being edited in parallel.
-        self._workers: Mapping[str, Any] = generations._workers
+        self._generations = generations
 
     async def ollama_embed(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ollama.EmbedRequest, await request.body())
-        record = self._embedding_model(req.model)
+        record = self._embedding_model(request, req.model)
         texts = embeddings.ollama_inputs(req.input)
         if not texts:
             return _json({"model": req.model, "embeddings": []})
         dims = embeddings.ollama_dimensions(req.dimensions)
         embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
-        result = await self._embed(record, embed)
+        result = await self._generations.embed(record, embed)
         total = max(now_ns() - started, result.worker_ns + 1)
         outside_worker = total - result.worker_ns
         body = embeddings.ollama_embed_body(req.model, result.vectors, total, outside_worker, result.prompt_tokens)
@@ -50,10 +46,10 @@ class EmbedApi:
         """Legacy: one prompt, and (as in Ollama) the vector is not normalised."""
         started = now_ns()
         req = parse_json_body(ollama.EmbeddingsRequest, await request.body())
-        record = self._embedding_model(req.model)
+        record = self._embedding_model(request, req.model)
         if not req.prompt:
             return _json({"embedding": []})
-        result = await self._embed(
+        result = await self._generations.embed(
             record, EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
         )
         return _json({"embedding": list(result.vectors[0])}, result, now_ns() - started - result.worker_ns)
@@ -62,31 +58,19 @@ class EmbedApi:
         started = now_ns()
         req = parse_json_body(openai.EmbeddingRequest, await request.body())
         embeddings.openai_check(req.encoding_format, req.dimensions)
-        record = self._embedding_model(req.model)
+        record = self._embedding_model(request, req.model)
         inputs = embeddings.openai_inputs(req.input)
         # OpenAI never truncates silently: an over-long input is a 400 (context_length_exceeded).
         embed = EmbedRequest(new_request_id(), tuple(inputs), truncate=False, dimensions=req.dimensions)
-        result = await self._embed(record, embed)
+        result = await self._generations.embed(record, embed)
         body = embeddings.openai_body(req.model, result.vectors, req.encoding_format, result.prompt_tokens)
         return _json(body, result, now_ns() - started - result.worker_ns)
 
-    def _embedding_model(self, requested: str) -> ModelRecord:
+    def _embedding_model(self, request: Request, requested: str) -> ModelRecord:
         record = self._catalog.resolve(requested)
+        request.state.model = record.name.display  # the request metric's label
         record.require_embedding(requested)
         return record
-
-    async def _embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
-        handle = self._workers.get(record.deployment_id)
-        if handle is None:
-            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
-        try:
-            result: EmbedResult = await handle.embed.remote(request)
-        except Exception as exc:
-            # Ray's RayTaskError keeps the worker's exception as `cause`; its text has no traceback
-            # or class-name prefix. TODO(lead): map_error itself could do this for generation too.
-            cause = getattr(exc, "cause", None)
-            raise map_error(cause if isinstance(cause, Exception) else exc) from exc
-        return result
 
 
 def _json(body: dict[str, Any], result: EmbedResult | None = None, router_ns: int = 0) -> Response:

@@ -43,6 +43,7 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
     openai = OpenAIApi(catalog, generations)
+    embed = EmbedApi(catalog, generations)
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
         Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
@@ -51,11 +52,11 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         Route("/api/tags", ollama.tags, methods=["GET", "HEAD"]),
         Route("/api/show", ollama.show, methods=["POST"]),
         Route("/api/ps", ollama.ps, methods=["GET"]),
-        Route("/api/embed", EmbedApi(catalog, generations).ollama_embed, methods=["POST"]),
-        Route("/api/embeddings", EmbedApi(catalog, generations).ollama_embeddings, methods=["POST"]),
+        Route("/api/embed", embed.ollama_embed, methods=["POST"]),
+        Route("/api/embeddings", embed.ollama_embeddings, methods=["POST"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
-        Route("/v1/embeddings", EmbedApi(catalog, generations).openai_embeddings, methods=["POST"]),
+        Route("/v1/embeddings", embed.openai_embeddings, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),

@@ -89,6 +89,11 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
 
     started = time.monotonic()
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # Every streamed chunk crosses a replica's event loop; running user code and Serve's request
+    # router on the replica's own loop saves two thread hand-offs per chunk (measured: ~10% less
+    # router and worker CPU at 32 streams). Ray processes inherit these from this driver.
+    for name in ("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"):
+        os.environ.setdefault(name, "0")
     ray.init(
         address=settings.ray_address,
         num_cpus=None if settings.ray_address else settings.ray_cpus,

@@ -15,7 +15,16 @@ from typing import Any
 from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
 from router.metrics import GenerationObserver, RouterMetrics
-from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong
+from workers.events import (
+    Delta,
+    EmbedRequest,
+    EmbedResult,
+    Event,
+    Final,
+    GenerationRequest,
+    InvalidRequest,
+    PromptTooLong,
+)
 
 
 def new_request_id() -> str:
@@ -24,6 +33,10 @@ def new_request_id() -> str:
 
 def map_error(exc: BaseException) -> HerdError:
     """Worker-side exceptions (Ray re-raises them as subclasses of the original) to client errors."""
+    # RayTaskError keeps the worker's own exception as `cause`, whose text has no remote traceback.
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, Exception):
+        exc = cause
     if isinstance(exc, HerdError):
         return exc
     if isinstance(exc, PromptTooLong):
@@ -113,9 +126,7 @@ class Generations:
 
     async def open(self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int) -> EventStream:
         """`started_ns` is when the request reached the router, so parsing counts as router time."""
-        handle = self._workers.get(record.deployment_id)
-        if handle is None:
-            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        handle = self._handle(record)
         observer = self._metrics.generation(record.name.display, api)
         responses = handle.options(stream=True).generate.remote(request)
         try:
@@ -124,6 +135,20 @@ class Generations:
             observer.closed()
             raise
         return EventStream(first, responses, started_ns, observer)
+
+    async def embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
+        handle = self._handle(record)
+        try:
+            result: EmbedResult = await handle.embed.remote(request)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return result
+
+    def _handle(self, record: ModelRecord) -> Any:
+        handle = self._workers.get(record.deployment_id)
+        if handle is None:
+            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        return handle
 
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""
