@@ -8,7 +8,9 @@ on one node share the port through SO_REUSEPORT, and the kernel spreads connecti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -25,13 +27,20 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The process belongs to Ray, which stops replicas itself; uvicorn must not take its signals.
+        yield
+
+
 class HttpServer:
     """uvicorn on a socket this replica bound; runs as a task on the replica's event loop."""
 
     def __init__(self, app: ASGIApp, host: str, port: int, *, access_log: bool) -> None:
         self._socket = listen(host, port)
         config = uvicorn.Config(app, lifespan="off", access_log=access_log, log_level="warning", timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout_s: float = 30) -> None:
