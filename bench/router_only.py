@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.router_only [--streams 2000] [--interval 0.5] [--tokens 16]
 
-Starts Ray Serve with Herd's real router deployment (one replica, real HTTP proxy) in front of
+Starts Ray Serve with Herd's real router deployment (one replica, serving HTTP itself) in front of
 `SyntheticTokenSource` (bench/synthetic.py), opens `--streams` OpenAI SSE streams at once and
 reads them to the end. Each synthetic token carries the wall-clock time it left the worker, so
-for every chunk the client knows the delay the router path added (worker -> router -> proxy ->
+for every chunk the client knows the delay the router path added (worker -> router ->
 client, including this client's own event-loop lag on the shared cores). Reports errors, that
 per-chunk delay, the inter-chunk gap minus the token interval, and the router's own
 `herd_router_added_seconds` histogram; writes bench/results/router_only.json.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import socket
 import time
 from dataclasses import dataclass, field
@@ -48,19 +47,18 @@ def free_port() -> int:
 
 def start(port: int, interval_s: float) -> None:
     """Ray Serve with the real router over the synthetic source (this process is the driver)."""
-    import ray
     from ray import serve
 
     from bench.synthetic import SyntheticTokenSource
     from router.catalog import ModelRecord
+    from router.cli import start_cluster
     from router.names import parse_name
     from router.serving import bind_router
     from router.settings import Settings
     from workers.spec import ModelSpec
 
     settings = Settings(port=port)
-    ray.init(num_cpus=settings.ray_cpus, include_dashboard=False, logging_level=logging.ERROR)
-    serve.start(http_options={"host": settings.host, "port": port}, logging_config=settings.serve_logging())
+    start_cluster(settings)
     spec = ModelSpec(name=MODEL, source={"hf": "synthetic (no weights)"}, max_ongoing_requests=100_000)
     record = ModelRecord(parse_name(MODEL), spec, size=0, digest="synthetic", modified_ns=0, context_length=2048)
     source = serve.deployment(

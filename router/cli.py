@@ -81,13 +81,11 @@ def _name(text: str) -> ModelName:
         raise ConfigError(f"model name {text!r}: {exc.message}") from exc
 
 
-def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
+def start_cluster(settings: Settings) -> None:
+    """Ray (local, or joined at `ray_address`) and Serve, before any deployment."""
     import ray
     from ray import serve as ray_serve
 
-    from router.serving import build_application
-
-    started = time.monotonic()
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     # Every streamed chunk crosses a replica's event loop; running user code and Serve's request
     # router on the replica's own loop saves two thread hand-offs per chunk (measured: ~10% less
@@ -102,6 +100,16 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
     )
     # No Serve HTTP proxy: router replicas listen on the port themselves (router/http_server.py).
     ray_serve.start(http_options={"location": "NoServer"}, logging_config=settings.serve_logging())
+
+
+def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
+    import ray
+    from ray import serve as ray_serve
+
+    from router.serving import build_application
+
+    started = time.monotonic()
+    start_cluster(settings)
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)
     app = build_application(settings, prepared)
