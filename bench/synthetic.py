@@ -1,6 +1,6 @@
 """SyntheticTokenSource: a benchmark instrument that stands in for a vLLM worker. Never served by `herd serve`.
 
-It answers the router's worker calls (`generate`, `stats`) with one token every `interval_s` per
+It answers the router's worker calls (`generate_to`, `stats`) with one token every `interval_s` per
 request, on a fixed schedule, with no model behind it, so that `bench/router_only.py` can load
 the router alone with thousands of streams a 2-core machine's engine could never produce. Each
 token's text is the wall-clock time it left this process, which lets the client measure what
@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from workers.channel import EventSender
 from workers.events import Delta, Event, Final, GenerationRequest
 
 DEFAULT_TOKENS = 16
@@ -24,6 +25,14 @@ class SyntheticTokenSource:
     def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
         self._open = 0
+        self._sender = EventSender()
+
+    async def generate_to(self, request: GenerationRequest, inbox: str) -> None:
+        """The worker's call, as in `workers.deployment.ModelWorker`."""
+        await self._sender.connect(inbox)
+        async for batch in self.generate(request):
+            self._sender.send(inbox, request.request_id, batch)
+            await self._sender.drain(inbox)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         tokens = request.sampling.max_tokens or DEFAULT_TOKENS

@@ -14,6 +14,7 @@ from typing import Any
 
 from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
+from router.inbox import EventInbox, Incoming
 from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import (
     Delta,
@@ -57,7 +58,7 @@ class EventStream:
     """Events of one generation; iterate once. Leaving early cancels the engine request."""
 
     _first: list[Event]
-    _rest: AsyncIterator[list[Event]]
+    _rest: Incoming
     started_ns: int = 0
     _observer: GenerationObserver | None = None
     final: Final | None = field(default=None)
@@ -81,9 +82,7 @@ class EventStream:
                         self._first_token_ns = self._first_token_ns or self._last_token_ns
                     yield event
                 if self.final is not None:
-                    # `Final` is the worker's last event: waiting for the end-of-stream message too
-                    # would add a Ray round trip to every response.
-                    break
+                    break  # `Final` is the worker's last event
                 try:
                     batch = await anext(self._rest)
                 except StopAsyncIteration:
@@ -97,6 +96,7 @@ class EventStream:
             if self.final is None:
                 # The client went away (or the stream broke): stop the engine request too.
                 self.cancel()
+            self._rest.release()
             if self._observer is not None:
                 self._observer.closed()
         if self.final is None:
@@ -112,29 +112,29 @@ class EventStream:
         return "".join(parts), self.final
 
     def cancel(self) -> None:
-        cancel = getattr(self._rest, "cancel", None)
-        if cancel is not None:
-            cancel()
+        self._rest.cancel()
 
 
 class Generations:
     """Routes generation requests to worker deployments and records the router's added time."""
 
-    def __init__(self, workers: Mapping[str, Any], metrics: RouterMetrics) -> None:
+    def __init__(self, workers: Mapping[str, Any], metrics: RouterMetrics, inbox: EventInbox) -> None:
         self._workers = workers
         self._metrics = metrics
+        self._inbox = inbox
 
     async def open(self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int) -> EventStream:
         """`started_ns` is when the request reached the router, so parsing counts as router time."""
         handle = self._handle(record)
         observer = self._metrics.generation(record.name.display, api)
-        responses = handle.options(stream=True).generate.remote(request)
+        call = handle.generate_to.remote(request, self._inbox.address)
+        incoming = self._inbox.open(request.request_id, call, call.cancel)
         try:
-            first = await _first_batch(responses)
+            first = await _first_batch(incoming)
         except BaseException:
             observer.closed()
             raise
-        return EventStream(first, responses, started_ns, observer)
+        return EventStream(first, incoming, started_ns, observer)
 
     async def embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
         handle = self._handle(record)
@@ -155,15 +155,17 @@ class Generations:
         return {deployment_id: await handle.stats.remote() for deployment_id, handle in self._workers.items()}
 
 
-async def _first_batch(responses: Any) -> list[Event]:
+async def _first_batch(incoming: Incoming) -> list[Event]:
     try:
-        first: list[Event] = await anext(responses)
+        first: list[Event] = await anext(incoming)
     except StopAsyncIteration:
+        incoming.release()
         raise EngineError("the model's engine returned nothing") from None
     except Exception as exc:
+        incoming.release()
         raise map_error(exc) from exc
     except BaseException:  # cancelled while waiting for the first token: the client left
-        responses.cancel()
+        incoming.cancel()
         raise
     return first
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 from ray import serve
 
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
 from router.http_server import HttpServer
+from router.inbox import EventInbox
 from router.metrics import RouterMetrics
 from router.settings import Settings
 from workers.deployment import worker_deployment
@@ -21,7 +23,9 @@ class Router:
     # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
     async def __init__(self, settings: Settings, records: list[ModelRecord], workers: dict[str, Any]) -> None:  # type: ignore[misc]
         metrics = RouterMetrics()
-        app = create_app(settings, Catalog(records), Generations(workers, metrics), metrics)
+        inbox = EventInbox()
+        await inbox.start(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+        app = create_app(settings, Catalog(records), Generations(workers, metrics, inbox), metrics)
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
         await self._server.start()
 

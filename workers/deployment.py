@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ray import serve
 from ray.serve import Deployment
 
+from workers.channel import EventSender
 from workers.engine import Engine
-from workers.events import EmbedRequest, EmbedResult, Event, GenerationRequest
+from workers.events import EmbedRequest, EmbedResult, GenerationRequest
 from workers.spec import ModelSpec
 
 # vLLM's CPU backend reserves 4 GiB of KV cache unless told otherwise; a small model needs far less.
@@ -18,17 +18,25 @@ CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 class ModelWorker:
-    """Serve-hosted engine. Handle calls: `generate` (streaming), `embed` (one result) and `stats`."""
+    """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`, `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
     async def __init__(self, spec: ModelSpec, model_path: str) -> None:  # type: ignore[misc]
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
         self._engine = Engine.start(model_path, args)
+        self._sender = EventSender()
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
+    async def generate_to(self, request: GenerationRequest, inbox: str) -> None:
+        """Run one generation, sending its event batches to the router inbox at `inbox`.
+
+        Returns when the generation ends; errors raise through Ray. Ray cancelling this call
+        (the client left) closes the engine's generator, which aborts the vLLM request.
+        """
+        await self._sender.connect(inbox)
         async for batch in self._engine.generate(request):
-            yield batch
+            self._sender.send(inbox, request.request_id, batch)
+            await self._sender.drain(inbox)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         return await self._engine.embed(request)

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
+from router.inbox import EventInbox
 from router.metrics import RouterMetrics
 from router.names import parse_name
 from router.settings import Settings
@@ -54,7 +55,7 @@ def _record(name: str, kind: str) -> ModelRecord:
 def _client(handle: _Handle) -> TestClient:
     records = [_record("mini:1", "embed"), _record("chat:1", "generate")]
     workers = {"mini--1": handle, "chat--1": object()}
-    app = create_app(Settings(), Catalog(records), Generations(workers, RouterMetrics()), RouterMetrics())
+    app = create_app(Settings(), Catalog(records), Generations(workers, RouterMetrics(), EventInbox()), RouterMetrics())
     return TestClient(app)
 
 

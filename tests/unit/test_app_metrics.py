@@ -7,6 +7,7 @@ from starlette.testclient import TestClient
 from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
+from router.inbox import EventInbox
 from router.metrics import RouterMetrics
 from router.names import parse_name
 from router.settings import Settings
@@ -16,7 +17,7 @@ from workers.spec import ModelSpec
 def test_requests_are_counted_with_route_templates() -> None:
     record = ModelRecord(parse_name("m:1"), ModelSpec(name="m:1", source={"gguf": "/x.gguf"}), 0, "d", 0, 2048)
     metrics = RouterMetrics()
-    app = create_app(Settings(), Catalog([record]), Generations({}, metrics), metrics)
+    app = create_app(Settings(), Catalog([record]), Generations({}, metrics, EventInbox()), metrics)
     with TestClient(app) as client:
         assert client.get("/api/tags").status_code == 200
         assert client.get("/v1/models/m:1").status_code == 200

@@ -7,8 +7,10 @@ import pytest
 from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, ModelNotFound
 from router.generation import Generations, map_error, now_ns
+from router.inbox import EventInbox
 from router.metrics import RouterMetrics
 from router.names import parse_name
+from workers.channel import EventSender
 from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
 from workers.spec import ModelSpec
 
@@ -32,43 +34,42 @@ def test_worker_errors_map_to_client_errors(exc: Exception, kind: type[HerdError
     assert type(err) is kind and err.status == status and err.message == message
 
 
-class _Stream:
-    """What a streaming Ray handle call returns: an async iterator of batches with `cancel()`."""
+class _Worker:
+    """Test double of a worker deployment handle that sends real frames to the router's inbox.
+
+    `handle.generate_to.remote(request, inbox)` returns a task (awaitable, with `cancel()`, like a
+    Serve response) that sends each batch after `pause_s`, as `ModelWorker.generate_to` does.
+    """
 
     def __init__(self, batches: list[list[Event]], pause_s: float) -> None:
-        self._batches = iter(batches)
+        self._batches = batches
         self._pause_s = pause_s
-        self.cancelled = False
-
-    def __aiter__(self) -> _Stream:
-        return self
-
-    async def __anext__(self) -> list[Event]:
-        await asyncio.sleep(self._pause_s)
-        try:
-            return next(self._batches)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class _Handle:
-    """Test double of a worker deployment handle: `handle.options(stream=True).generate.remote(req)`."""
-
-    def __init__(self, stream: _Stream) -> None:
-        self.stream = stream
-
-    def options(self, **_: object) -> _Handle:
-        return self
+        self.sent = 0
+        self.call: asyncio.Task[None] | None = None
 
     @property
-    def generate(self) -> _Handle:
+    def generate_to(self) -> _Worker:
         return self
 
-    def remote(self, _: GenerationRequest) -> _Stream:
-        return self.stream
+    def remote(self, request: GenerationRequest, inbox: str) -> asyncio.Task[None]:
+        self.call = asyncio.ensure_future(self._run(request, inbox))
+        return self.call
+
+    async def _run(self, request: GenerationRequest, inbox: str) -> None:
+        sender = EventSender()
+        await sender.connect(inbox)
+        for batch in self._batches:
+            await asyncio.sleep(self._pause_s)
+            sender.send(inbox, request.request_id, batch)
+            await sender.drain(inbox)
+            self.sent += 1
+        sender.close()
+
+
+async def _generations(worker: _Worker, metrics: RouterMetrics) -> tuple[Generations, EventInbox]:
+    inbox = EventInbox()
+    await inbox.start("127.0.0.1")
+    return Generations({"m--1": worker}, metrics, inbox), inbox
 
 
 def _record() -> ModelRecord:
@@ -79,15 +80,16 @@ def test_router_added_time_is_wall_time_minus_worker_time() -> None:
     # Two 20 ms pauses, one per batch (the router stops at `Final`, not at the end of the stream);
     # the "worker" claims 30 ms of them, so at least 10 ms is the router's.
     final = Final("stop", 1, 2, 1, 1, worker_ns=30_000_000)
-    stream = _Stream([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
+    worker = _Worker([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
     metrics = RouterMetrics()
-    generations = Generations({"m--1": _Handle(stream)}, metrics)
 
     async def run() -> tuple[str, int]:
+        generations, inbox = await _generations(worker, metrics)
         events = await generations.open(
             _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "ollama", now_ns()
         )
         text, _ = await events.collect()
+        assert inbox.open_count() == 0
         return text, events.router_ns()
 
     text, router_ns = asyncio.run(run())
@@ -108,19 +110,21 @@ def test_router_added_time_is_wall_time_minus_worker_time() -> None:
 
 
 def test_leaving_early_cancels_and_records_nothing() -> None:
-    stream = _Stream([[Delta("a", 1)], [Delta("b", 1)]], pause_s=0)
+    worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)]], pause_s=0.02)
     metrics = RouterMetrics()
-    generations = Generations({"m--1": _Handle(stream)}, metrics)
 
     async def run() -> None:
+        generations, inbox = await _generations(worker, metrics)
         events = await generations.open(
             _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "openai", now_ns()
         )
         async for _ in events:
             break
+        await asyncio.sleep(0.01)
+        assert worker.call is not None and worker.call.cancelled()
+        assert worker.sent == 1 and inbox.open_count() == 0
 
     asyncio.run(run())
-    assert stream.cancelled
     assert metrics.registry.get_sample_value("herd_requests_in_flight", {"model": "m:1"}) == 0
     assert (
         metrics.registry.get_sample_value("herd_router_added_seconds_count", {"model": "m:1", "api": "openai"}) is None

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from router import stream
 from router.api_ollama import _ndjson
 from router.api_openai import _frames
 from router.generation import EventStream
+from router.inbox import Incoming
 from workers.events import Delta, Event, Final
 
 
-async def _dies_after_first_batch() -> AsyncIterator[list[Event]]:
+async def _dies() -> None:
     raise RuntimeError("EngineCore died")
-    yield []  # pragma: no cover - makes this an async generator
 
 
-def _collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
+async def _returns() -> None:
+    return None
+
+
+def _events(first: list[Event], call: Callable[[], Awaitable[None]]) -> EventStream:
+    """A stream whose worker call ends as `call` does, with no more batches after `first`."""
+    return EventStream(first, Incoming(asyncio.Queue(), call(), lambda: None, lambda: None, grace_s=0))
+
+
+def _collect(chunks: Callable[[], AsyncIterator[bytes]]) -> list[bytes]:
     async def run() -> list[bytes]:
-        return [c async for c in chunks]
+        return [c async for c in chunks()]
 
     return asyncio.run(run())
 
@@ -30,8 +39,9 @@ def _final(text: str, f: Final) -> bytes:
 
 
 def test_ndjson_ends_with_an_error_line() -> None:
-    events = EventStream([Delta("Hel", 1)], _dies_after_first_batch())
-    lines = _collect(_ndjson(events, lambda t: stream.ollama_chat_chunk("m", "t", t), _final))
+    lines = _collect(
+        lambda: _ndjson(_events([Delta("Hel", 1)], _dies), lambda t: stream.ollama_chat_chunk("m", "t", t), _final)
+    )
     assert len(lines) == 2
     assert json.loads(lines[0])["message"]["content"] == "Hel"
     assert json.loads(lines[1]) == {"error": "the model's engine failed: EngineCore died"}
@@ -39,8 +49,7 @@ def test_ndjson_ends_with_an_error_line() -> None:
 
 def test_sse_ends_with_an_error_frame_then_done() -> None:
     chunks = stream.ChatChunks("id", 1, "m", include_usage=True)
-    events = EventStream([Delta("Hel", 1)], _dies_after_first_batch())
-    frames = _collect(_frames(events, chunks, chunks.content, chunks.role()))
+    frames = _collect(lambda: _frames(_events([Delta("Hel", 1)], _dies), chunks, chunks.content, chunks.role()))
     assert frames[0] == chunks.role() and frames[1] == chunks.content("Hel")
     error = json.loads(frames[2][len(b"data: ") :])["error"]
     assert error["type"] == "api_error" and error["message"] == "the model's engine failed: EngineCore died"
@@ -48,9 +57,5 @@ def test_sse_ends_with_an_error_frame_then_done() -> None:
 
 
 def test_stream_that_ends_without_final_is_an_error() -> None:
-    async def ends() -> AsyncIterator[list[Event]]:
-        return
-        yield []  # pragma: no cover
-
-    lines = _collect(_ndjson(EventStream([Delta("x", 1)], ends()), lambda t: t.encode(), _final))
+    lines = _collect(lambda: _ndjson(_events([Delta("x", 1)], _returns), lambda t: t.encode(), _final))
     assert json.loads(lines[-1]) == {"error": "the model's engine ended the stream without finishing"}
