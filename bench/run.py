@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def chat_only_config() -> Path:
+    """Herd's embedded default without its embedding model: every contender serves one model."""
+    import yaml
+
+    from router.config import default_config
+
+    models = [m.model_dump(mode="json", exclude_defaults=True) for m in default_config().models if m.kind == "generate"]
+    path = Path(tempfile.gettempdir()) / "herd-bench-chat.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
 def servers(model_dir: str, port: int) -> list[Server]:
+    herd = [str(Path(PY).with_name("herd")), "serve", "--port", str(port), "--config", str(chat_only_config())]
     return [
-        Server("herd", [str(Path(PY).with_name("herd")), "serve", "--port", str(port)], "smollm2",
-               {"herd-openai": OPENAI, "herd-ollama": OLLAMA}),
+        Server("herd", herd, "smollm2", {"herd-openai": OPENAI, "herd-ollama": OLLAMA}),
         Server("vllm", [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                         "--served-model-name", "smollm2", "--max-model-len", "2048", "--dtype", "bfloat16",
                         "--enforce-eager", "--port", str(port)],
