@@ -68,7 +68,7 @@ def start(port: int, interval_s: float) -> None:
         ray_actor_options={"num_cpus": 0.1},
         logging_config=settings.serve_logging(),
     )(SyntheticTokenSource)
-    app = bind_router(settings, [record], {record.deployment_id: source.bind(interval_s)})
+    app = bind_router(settings, [record], {record.deployment_id: source.bind(interval_s)}, None)
     serve.run(app, name="router-only", route_prefix="/")
 
 

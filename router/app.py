@@ -20,7 +20,7 @@ from router.api_openai import OpenAIApi
 from router.catalog import Catalog
 from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
 from router.generation import Generations
-from router.metrics import RouterMetrics
+from router.metrics import ClusterMetrics, RouterMetrics
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -32,7 +32,7 @@ LOCAL_ORIGINS = (
 )
 
 
-def create_app(settings: Settings, catalog: Catalog, generations: Generations, metrics: RouterMetrics) -> Starlette:
+def create_app(settings: Settings, catalog: Catalog, generations: Generations, metrics: ClusterMetrics) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
     ollama = OllamaApi(catalog, generations, settings.ollama_version)
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         return JSONResponse(await generations.stats())
 
     async def exposition(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=metrics.content_type)
+        return Response(await metrics.exposition(), media_type=metrics.content_type)
 
     openai = OpenAIApi(catalog, generations)
     embed = EmbedApi(catalog, generations)
@@ -70,7 +70,7 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         allow_methods=["*"],
         allow_headers=["*"],
     )
-    counted = Middleware(CountRequests, metrics=metrics)
+    counted = Middleware(CountRequests, metrics=metrics.own)
     return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors])
 
 

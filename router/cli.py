@@ -19,6 +19,7 @@ from router.errors import HerdError
 from router.names import ModelName, parse_name
 from router.settings import Settings
 from workers.sources import SourceError, describe, prepare
+from workers.telemetry import HUB_NAME, MetricsHub
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +116,8 @@ def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
     start_cluster(settings)
     names = ", ".join(record.name.display for record, _ in prepared)
     print(f"herd: starting engines for {names}", flush=True)
-    app = build_application(settings, prepared)
+    hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
+    app = build_application(settings, prepared, hub)
     ray_serve.run(app, name="herd", route_prefix=None)
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"

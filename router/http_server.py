@@ -55,5 +55,5 @@ class HttpServer:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._server.should_exit = True

@@ -7,8 +7,13 @@ Each generation is observed once, when it ends: nothing is recorded per token.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from workers.events import Final
 
@@ -109,3 +114,53 @@ class GenerationObserver:
 
     def closed(self) -> None:
         self._m.in_flight.labels(self._model).dec()
+
+
+Snapshot = tuple[Mapping[str, str], str]
+
+
+def merge_expositions(snapshots: Sequence[Snapshot]) -> bytes:
+    """Prometheus text of many replicas as one: each sample gets its replica's labels; families
+    of the same name merge (the text format allows one TYPE line per family). A `herd_replicas`
+    gauge counts the reporting replicas of each model."""
+    families: dict[str, Metric] = {}
+    replicas: dict[str, int] = {}
+    for labels, text in snapshots:
+        if "model" in labels:
+            replicas[labels["model"]] = replicas.get(labels["model"], 0) + 1
+        for family in text_string_to_metric_families(text):
+            merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            merged.samples.extend(
+                Sample(s.name, {**s.labels, **labels}, s.value, s.timestamp, s.exemplar) for s in family.samples
+            )
+    gauge = Metric("herd_replicas", "Engine replicas of each model reporting metrics now.", "gauge")
+    gauge.samples.extend(Sample("herd_replicas", {"model": m}, float(n), None, None) for m, n in replicas.items())
+    families[gauge.name] = gauge
+    return generate_latest(_Families(list(families.values())))
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+class ClusterMetrics:
+    """`/metrics` of the whole cluster: this router's live registry plus every fresh hub snapshot."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, own: RouterMetrics, hub: Any | None, source: str) -> None:
+        self.own = own
+        self._hub = hub
+        self.source = source
+        self.labels = {"replica": source}
+
+    def own_text(self) -> str:
+        return self.own.exposition().decode()
+
+    async def exposition(self) -> bytes:
+        others: list[Snapshot] = await self._hub.fresh.remote(self.source) if self._hub is not None else []
+        return merge_expositions([(self.labels, self.own_text()), *others])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -12,6 +13,7 @@ from workers.channel import EventSender
 from workers.engine import Engine
 from workers.events import EmbedRequest, EmbedResult, GenerationRequest
 from workers.spec import ModelSpec
+from workers.telemetry import report_forever, vllm_metrics_text
 
 # vLLM's CPU backend reserves 4 GiB of KV cache unless told otherwise; a small model needs far less.
 CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -21,11 +23,17 @@ class ModelWorker:
     """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`, `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
-    async def __init__(self, spec: ModelSpec, model_path: str) -> None:  # type: ignore[misc]
+    async def __init__(self, spec: ModelSpec, model_path: str, hub: Any | None = None) -> None:  # type: ignore[misc]
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
         self._engine = Engine.start(model_path, args)
         self._sender = EventSender()
+        if hub is not None:
+            replica = serve.get_replica_context().replica_id.unique_id
+            labels = {"model": spec.name, "replica": replica}
+            self._reporting = asyncio.create_task(
+                report_forever(hub, f"{spec.name}#{replica}", labels, vllm_metrics_text)
+            )
 
     async def generate_to(self, request: GenerationRequest, inbox: str) -> None:
         """Run one generation, sending its event batches to the router inbox at `inbox`.

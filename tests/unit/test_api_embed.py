@@ -11,7 +11,7 @@ from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
 from router.inbox import EventInbox
-from router.metrics import RouterMetrics
+from router.metrics import ClusterMetrics, RouterMetrics
 from router.names import parse_name
 from router.settings import Settings
 from workers.events import EmbedRequest, EmbedResult, PromptTooLong
@@ -55,7 +55,12 @@ def _record(name: str, kind: str) -> ModelRecord:
 def _client(handle: _Handle) -> TestClient:
     records = [_record("mini:1", "embed"), _record("chat:1", "generate")]
     workers = {"mini--1": handle, "chat--1": object()}
-    app = create_app(Settings(), Catalog(records), Generations(workers, RouterMetrics(), EventInbox()), RouterMetrics())
+    app = create_app(
+        Settings(),
+        Catalog(records),
+        Generations(workers, RouterMetrics(), EventInbox()),
+        ClusterMetrics(RouterMetrics(), None, "test"),
+    )
     return TestClient(app)
 
 

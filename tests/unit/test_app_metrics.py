@@ -8,7 +8,7 @@ from router.app import create_app
 from router.catalog import Catalog, ModelRecord
 from router.generation import Generations
 from router.inbox import EventInbox
-from router.metrics import RouterMetrics
+from router.metrics import ClusterMetrics, RouterMetrics, merge_expositions
 from router.names import parse_name
 from router.settings import Settings
 from workers.spec import ModelSpec
@@ -17,7 +17,9 @@ from workers.spec import ModelSpec
 def test_requests_are_counted_with_route_templates() -> None:
     record = ModelRecord(parse_name("m:1"), ModelSpec(name="m:1", source={"gguf": "/x.gguf"}), 0, "d", 0, 2048)
     metrics = RouterMetrics()
-    app = create_app(Settings(), Catalog([record]), Generations({}, metrics, EventInbox()), metrics)
+    app = create_app(
+        Settings(), Catalog([record]), Generations({}, metrics, EventInbox()), ClusterMetrics(metrics, None, "test")
+    )
     with TestClient(app) as client:
         assert client.get("/api/tags").status_code == 200
         assert client.get("/v1/models/m:1").status_code == 200
@@ -36,3 +38,31 @@ def test_requests_are_counted_with_route_templates() -> None:
     assert count("", "openai", "/v1/chat/completions", "400") == 1
     assert count("", "other", "unmatched", "404") == 1
     assert "herd_requests_in_flight" in exposition
+
+
+WORKER = """# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="/m"} 3.0
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="/m"} 120.0
+"""
+
+
+def test_merge_labels_each_replica_and_counts_replicas() -> None:
+    own = RouterMetrics()
+    own.observe_request("m:1", "ollama", "/api/chat", 200)
+    text = merge_expositions(
+        [
+            ({"replica": "router#a"}, own.exposition().decode()),
+            ({"model": "m:1", "replica": "w1"}, WORKER),
+            ({"model": "m:1", "replica": "w2"}, WORKER.replace("3.0", "5.0")),
+        ]
+    ).decode()
+    assert text.count("# TYPE vllm:num_requests_running gauge") == 1
+    assert 'vllm:num_requests_running{engine="0",model="m:1",model_name="/m",replica="w1"} 3.0' in text
+    assert 'vllm:num_requests_running{engine="0",model="m:1",model_name="/m",replica="w2"} 5.0' in text
+    assert (
+        'herd_requests_total{api="ollama",endpoint="/api/chat",model="m:1",replica="router#a",status="200"} 1.0' in text
+    )
+    assert 'herd_replicas{model="m:1"} 2.0' in text
