@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import MODEL
 
@@ -17,9 +18,15 @@ TIMING = re.compile(r"^router;dur=(\d+\.\d{3}), worker;dur=(\d+\.\d{3})$")
 
 
 def _added_count(http: httpx.Client, api: str) -> float:
-    text = http.get("/metrics").text
-    match = re.search(rf'^herd_router_added_seconds_count{{api="{api}",model="{MODEL}"}} (\S+)$', text, re.M)
-    return float(match.group(1)) if match else 0.0
+    families = text_string_to_metric_families(http.get("/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "herd_router_added_seconds_count"
+        and sample.labels.get("api") == api
+        and sample.labels.get("model") == MODEL
+    )
 
 
 def test_non_streaming_responses_carry_server_timing(http: httpx.Client) -> None:
