@@ -54,5 +54,8 @@ class SyntheticTokenSource:
         finally:
             self._open -= 1
 
+    async def ping(self) -> bool:
+        return True
+
     async def stats(self) -> dict[str, Any]:
         return {"unfinished": self._open, "pid": os.getpid()}

@@ -39,6 +39,16 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats())
 
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})  # the process answers; engines are /ready's concern
+
+    async def ready(request: Request) -> Response:
+        states = await generations.readiness()
+        models = {r.name.display: states.get(r.deployment_id, "not ready: no worker") for r in catalog.records()}
+        if all(state == "ready" for state in models.values()):
+            return JSONResponse({"status": "ready", "models": models})
+        return JSONResponse({"status": "not ready", "models": models}, status_code=503, headers={"Retry-After": "5"})
+
     async def exposition(request: Request) -> Response:
         return Response(await metrics.exposition(), media_type=metrics.content_type)
 
@@ -61,6 +71,8 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),
         Route("/metrics", exposition, methods=["GET"]),
+        Route("/health", health, methods=["GET", "HEAD"]),
+        Route("/ready", ready, methods=["GET", "HEAD"]),
     ]
     handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
     cors = Middleware(

@@ -6,14 +6,18 @@ parameter, a prompt that does not fit, a dead replica) still gets a real HTTP st
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
 from router.catalog import ModelRecord
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded
 from router.inbox import EventInbox, Incoming
 from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import (
@@ -26,6 +30,8 @@ from workers.events import (
     InvalidRequest,
     PromptTooLong,
 )
+
+RETRY_AFTER_S = 2
 
 
 def new_request_id() -> str:
@@ -40,6 +46,10 @@ def map_error(exc: BaseException) -> HerdError:
         exc = cause
     if isinstance(exc, HerdError):
         return exc
+    if isinstance(exc, BackPressureError):
+        return Overloaded("the model's request queue is full, try again shortly", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, DeploymentUnavailableError):
+        return Overloaded("the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S)
     if isinstance(exc, PromptTooLong):
         return ContextLengthExceeded(_cause_text(exc))
     if isinstance(exc, InvalidRequest):
@@ -127,14 +137,23 @@ class Generations:
         """`started_ns` is when the request reached the router, so parsing counts as router time."""
         handle = self._handle(record)
         observer = self._metrics.generation(record.name.display, api)
-        call = handle.generate_to.remote(request, self._inbox.address)
-        incoming = self._inbox.open(request.request_id, call, call.cancel)
         try:
-            first = await _first_batch(incoming)
+            try:
+                incoming, first = await self._start(handle, request)
+            except EngineError as err:
+                if not isinstance(err.__cause__, RayActorError):
+                    raise
+                # The replica died before sending anything: once more, on another replica.
+                incoming, first = await self._start(handle, request)
         except BaseException:
             observer.closed()
             raise
         return EventStream(first, incoming, started_ns, observer)
+
+    async def _start(self, handle: Any, request: GenerationRequest) -> tuple[Incoming, list[Event]]:
+        call = handle.generate_to.remote(request, self._inbox.address)
+        incoming = self._inbox.open(request.request_id, call, call.cancel)
+        return incoming, await _first_batch(incoming)
 
     async def embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
         handle = self._handle(record)
@@ -149,6 +168,19 @@ class Generations:
         if handle is None:
             raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
         return handle
+
+    async def readiness(self, timeout_s: float = 5.0) -> dict[str, str]:
+        """Per deployment: "ready" when one of its replicas' engines answers within `timeout_s`."""
+
+        async def probe(handle: Any) -> str:
+            try:
+                await asyncio.wait_for(handle.ping.remote(), timeout_s)
+            except Exception as exc:
+                return f"not ready: {map_error(exc).message}"
+            return "ready"
+
+        states = await asyncio.gather(*(probe(handle) for handle in self._workers.values()))
+        return dict(zip(self._workers, states, strict=True))
 
     async def stats(self) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""

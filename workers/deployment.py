@@ -52,6 +52,11 @@ class ModelWorker:
     async def stats(self) -> dict[str, Any]:
         return {"unfinished": self._engine.num_unfinished(), "pid": os.getpid()}
 
+    async def ping(self) -> bool:
+        """For the router's /ready: the engine answers (raises when it is dead)."""
+        await self._engine.check_health()
+        return True
+
     async def check_health(self) -> None:
         # Ray restarts a replica whose engine died; a live process alone is not health.
         await self._engine.check_health()
@@ -72,9 +77,23 @@ def worker_options(spec: ModelSpec) -> dict[str, Any]:
     env = dict(spec.env)
     if not spec.gpus_per_replica:
         env = {**CPU_DEFAULT_ENV, **env}
+    scaling: dict[str, Any] = {"num_replicas": spec.replicas}
+    if spec.max_replicas is not None and spec.max_replicas > spec.replicas:
+        # Ray Serve scales on ongoing requests per replica (queued ones included), down to
+        # `replicas` and up to `max_replicas`; one replica per GPU either way.
+        scaling = {
+            "autoscaling_config": {
+                "min_replicas": spec.replicas,
+                "initial_replicas": max(spec.replicas, 1),
+                "max_replicas": spec.max_replicas,
+                "target_ongoing_requests": spec.target_ongoing_requests,
+            }
+        }
     return {
-        "num_replicas": spec.replicas,
+        **scaling,
         "max_ongoing_requests": spec.max_ongoing_requests,
+        # Beyond this the handle raises BackPressureError, which the router answers with 503.
+        "max_queued_requests": spec.max_queued_requests,
         "ray_actor_options": {
             "num_cpus": spec.cpus_per_replica,
             "num_gpus": spec.gpus_per_replica,

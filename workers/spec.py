@@ -40,6 +40,15 @@ class ModelSpec(BaseModel):
     parameter_size: str = Field("", description="Human parameter count, e.g. '135M'.")
     quantization_level: str = Field("", description="Quantization of the served weights, e.g. 'BF16'.")
     replicas: int = Field(1, ge=0, description="Engine replicas (one per GPU, or per `gpus_per_replica` GPUs).")
+    max_replicas: int | None = Field(
+        None, ge=1, description="Autoscale between `replicas` and this many replicas on ongoing requests."
+    )
+    target_ongoing_requests: float = Field(
+        16, gt=0, description="With `max_replicas`: the ongoing requests per replica autoscaling aims for."
+    )
+    max_queued_requests: int = Field(
+        512, ge=1, description="Requests the model may queue beyond its replicas' capacity before answering 503."
+    )
     gpus_per_replica: float = Field(0, ge=0, description="GPUs per replica; 0 runs on CPU. >1 means tensor parallel.")
     cpus_per_replica: float = Field(1, gt=0, description="Logical CPUs Ray reserves for each replica.")
     max_ongoing_requests: int = Field(256, ge=1, description="Requests one replica takes at once before queueing.")
@@ -51,3 +60,9 @@ class ModelSpec(BaseModel):
         default_factory=dict, description="Default Ollama options for this model (like Modelfile PARAMETER lines)."
     )
     system: str = Field("", description="Default system prompt (like a Modelfile SYSTEM line).")
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> ModelSpec:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError("'max_replicas' must be at least 'replicas'")
+        return self

@@ -152,3 +152,10 @@ def test_client_disconnect_aborts_engine_request(http: httpx.Client, herd: str) 
     while _unfinished(http) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _unfinished(http) == 0
+
+
+def test_health_and_ready(http: httpx.Client) -> None:
+    assert http.get("/health").json() == {"status": "ok"}
+    ready = http.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["models"][MODEL] == "ready"

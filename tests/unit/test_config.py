@@ -33,6 +33,10 @@ def test_gpu_example_has_two_chat_models_and_an_embedder() -> None:
         ("models:\n  - name: x\n    source: {hf: a, gguf: b}", "models.0.source: Value error, set exactly one"),
         ("models:\n  - name: x\n    source: {package: p}", "models.0.source: Value error, 'package' needs 'path'"),
         ("models: [", "not valid YAML"),
+        (
+            "models:\n  - name: x\n    source: {hf: a}\n    replicas: 2\n    max_replicas: 1",
+            "models.0: Value error, 'max_replicas' must be at least 'replicas'",
+        ),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from ray.exceptions import ActorDiedError
+from ray.serve.exceptions import BackPressureError
 
 from router.catalog import ModelRecord
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, ModelNotFound
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, ModelNotFound, Overloaded
 from router.generation import Generations, map_error, now_ns
 from router.inbox import EventInbox
 from router.metrics import RouterMetrics
@@ -27,11 +29,18 @@ from workers.spec import ModelSpec
         ),
         (RuntimeError("EngineCore died"), EngineError, 500, "the model's engine failed: EngineCore died"),
         (ModelNotFound("x"), ModelNotFound, 404, "model 'x' not found"),
+        (
+            BackPressureError(num_queued_requests=3, max_queued_requests=2),
+            Overloaded,
+            503,
+            "the model's request queue is full, try again shortly",
+        ),
     ],
 )
 def test_worker_errors_map_to_client_errors(exc: Exception, kind: type[HerdError], status: int, message: str) -> None:
     err = map_error(exc)
     assert type(err) is kind and err.status == status and err.message == message
+    assert (err.retry_after is not None) == (status == 503)
 
 
 class _Worker:
@@ -41,9 +50,11 @@ class _Worker:
     Serve response) that sends each batch after `pause_s`, as `ModelWorker.generate_to` does.
     """
 
-    def __init__(self, batches: list[list[Event]], pause_s: float) -> None:
+    def __init__(self, batches: list[list[Event]], pause_s: float, deaths: int = 0) -> None:
         self._batches = batches
         self._pause_s = pause_s
+        self._deaths = deaths  # calls that fail as if their replica died before answering
+        self.calls = 0
         self.sent = 0
         self.call: asyncio.Task[None] | None = None
 
@@ -56,6 +67,9 @@ class _Worker:
         return self.call
 
     async def _run(self, request: GenerationRequest, inbox: str) -> None:
+        self.calls += 1
+        if self.calls <= self._deaths:
+            raise ActorDiedError()
         sender = EventSender()
         await sender.connect(inbox)
         for batch in self._batches:
@@ -129,3 +143,26 @@ def test_leaving_early_cancels_and_records_nothing() -> None:
     assert (
         metrics.registry.get_sample_value("herd_router_added_seconds_count", {"model": "m:1", "api": "openai"}) is None
     )
+
+
+def _open_and_collect(worker: _Worker) -> str:
+    async def run() -> str:
+        generations, _ = await _generations(worker, RouterMetrics())
+        request = GenerationRequest("r", TextPrompt("x"), Sampling())
+        events = await generations.open(_record(), request, "ollama", now_ns())
+        text, _ = await events.collect()
+        return text
+
+    return asyncio.run(run())
+
+
+def test_a_replica_lost_before_the_first_token_is_retried_once() -> None:
+    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=1)
+    assert _open_and_collect(worker) == "ok" and worker.calls == 2
+
+
+def test_a_second_loss_is_an_engine_error() -> None:
+    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=2)
+    with pytest.raises(EngineError, match="died"):
+        _open_and_collect(worker)
+    assert worker.calls == 2
