@@ -61,6 +61,14 @@ class Overloaded(HerdError):
     openai_code = "overloaded"
 
 
+class ReplicaLost(HerdError):
+    """The engine replica serving the request died; Ray Serve is starting another."""
+
+    status = 503
+    openai_type = "api_error"
+    openai_code = "replica_lost"
+
+
 class EngineError(HerdError):
     """The engine failed while serving a request (dead replica, engine exception)."""
 

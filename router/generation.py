@@ -17,7 +17,7 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from router.catalog import ModelRecord
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost
 from router.inbox import EventInbox, Incoming
 from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import (
@@ -48,6 +48,9 @@ def map_error(exc: BaseException) -> HerdError:
         return exc
     if isinstance(exc, BackPressureError):
         return Overloaded("the model's request queue is full, try again shortly", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, RayActorError):
+        # Ray's own text is a paragraph about OOM killers; the client needs the fact and a retry hint.
+        return ReplicaLost("the model's engine replica died; a new one is starting", retry_after=RETRY_AFTER_S)
     if isinstance(exc, DeploymentUnavailableError):
         return Overloaded("the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S)
     if isinstance(exc, PromptTooLong):
@@ -140,9 +143,7 @@ class Generations:
         try:
             try:
                 incoming, first = await self._start(handle, request)
-            except EngineError as err:
-                if not isinstance(err.__cause__, RayActorError):
-                    raise
+            except ReplicaLost:
                 # The replica died before sending anything: once more, on another replica.
                 incoming, first = await self._start(handle, request)
         except BaseException:

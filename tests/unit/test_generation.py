@@ -7,7 +7,15 @@ from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
 from router.catalog import ModelRecord
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, ModelNotFound, Overloaded
+from router.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    EngineError,
+    HerdError,
+    ModelNotFound,
+    Overloaded,
+    ReplicaLost,
+)
 from router.generation import Generations, map_error, now_ns
 from router.inbox import EventInbox
 from router.metrics import RouterMetrics
@@ -161,8 +169,8 @@ def test_a_replica_lost_before_the_first_token_is_retried_once() -> None:
     assert _open_and_collect(worker) == "ok" and worker.calls == 2
 
 
-def test_a_second_loss_is_an_engine_error() -> None:
+def test_a_second_loss_is_a_503_with_retry_after() -> None:
     worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=2)
-    with pytest.raises(EngineError, match="died"):
+    with pytest.raises(ReplicaLost, match="replica died") as info:
         _open_and_collect(worker)
-    assert worker.calls == 2
+    assert worker.calls == 2 and info.value.status == 503 and info.value.retry_after
