@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ray.exceptions import RayActorError
@@ -144,8 +144,9 @@ class Generations:
             try:
                 incoming, first = await self._start(handle, request)
             except ReplicaLost:
-                # The replica died before sending anything: once more, on another replica.
-                incoming, first = await self._start(handle, request)
+                # The replica died before sending anything: once more, on another replica, under a
+                # new id so nothing late from the first attempt can mix in.
+                incoming, first = await self._start(handle, replace(request, request_id=new_request_id()))
         except BaseException:
             observer.closed()
             raise

@@ -34,7 +34,7 @@ class EventInbox:
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"{host}:{port}"
 
-    def open(self, request_id: str, call: Awaitable[Any], cancel: Any) -> Incoming:
+    def open(self, request_id: str, call: Awaitable[Any], cancel: Callable[[], Any]) -> Incoming:
         queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
         self._queues[request_id] = queue
         return Incoming(queue, call, cancel, lambda: self._queues.pop(request_id, None))
