@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,27 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Herd. The model store is shared across runs (conversion happens once).
+    """Base URL of a running Herd on the embedded default. The model store is shared across runs
+    (conversion happens once).
 
     HERD_TEST_URL points the suite at a Herd you already started (faster edit-test loops).
     """
     if url := os.environ.get("HERD_TEST_URL"):
         yield url
         return
+    with start_herd(tmp_path_factory.mktemp("herd")) as base:
+        yield base
+
+
+@contextmanager
+def start_herd(work: Path, *args: str) -> Iterator[str]:
+    """`herd serve [args]` on a free port, logging to `work/serve.log`; stopped on exit."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("herd") / "serve.log"
+    log_path = work / "serve.log"
     env = {**os.environ, "HERD_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     herd_bin = Path(sys.executable).with_name("herd")
     log = log_path.open("w")
-    proc = subprocess.Popen([str(herd_bin), "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen([str(herd_bin), "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(proc, base, log_path)

@@ -1,0 +1,158 @@
+"""Operating a cluster: two replicas of one model, a bounded queue, and a replica killed mid-stream.
+
+These run against a second Herd of their own (two SmolLM2 replicas, two requests each, a queue of
+two), because they load and break it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from router.config import default_config
+from tests.integration.conftest import MODEL, start_herd
+
+pytestmark = pytest.mark.integration
+
+REPLICAS, ONGOING, QUEUED = 2, 2, 2
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    work = tmp_path_factory.mktemp("ops")
+    chat = next(m for m in default_config().models if m.kind == "generate")
+    spec = chat.model_dump(mode="json", exclude_defaults=True) | {
+        "replicas": REPLICAS,
+        "cpus_per_replica": 1,
+        "max_ongoing_requests": ONGOING,
+        "max_queued_requests": QUEUED,
+    }
+    config = work / "ops.yaml"
+    config.write_text(yaml.safe_dump({"models": [spec]}))
+    with start_herd(work, "--config", str(config)) as base, httpx.Client(base_url=base, timeout=120) as client:
+        yield client
+
+
+def _chat(tokens: int, stream: bool = False) -> dict[str, object]:
+    messages = [{"role": "user", "content": "Tell me a long story about the sea."}]
+    return {"model": MODEL, "messages": messages, "stream": stream, "options": {"num_predict": tokens}}
+
+
+def _engine_samples(client: httpx.Client, name: str) -> dict[str, float]:
+    """Per replica: the value of one vLLM engine metric, as /metrics reports it."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("model") == MODEL:
+                out[sample.labels["replica"]] = out.get(sample.labels["replica"], 0) + sample.value
+    return out
+
+
+class _Streams:
+    """Long streams held open (each counted as running once its first line arrived), closed on exit."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.statuses: list[int] = []
+        self.bodies: list[dict[str, object]] = []
+
+    def open(self, tokens: int, wait_first_line: bool) -> None:
+        started = threading.Event()
+
+        def run() -> None:
+            with self._client.stream("POST", "/api/chat", json=_chat(tokens, stream=True)) as r:
+                self.statuses.append(r.status_code)
+                if r.status_code != 200:
+                    self.bodies.append(json.loads(r.read()) | {"retry-after": r.headers.get("retry-after")})
+                    started.set()
+                    return
+                for _ in r.iter_lines():
+                    started.set()
+                    if self._stop.is_set():
+                        return  # leaving the stream aborts its engine request
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        self._threads.append(thread)
+        if wait_first_line:
+            assert started.wait(120), "no first line"
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(120)
+
+
+def test_two_replicas_share_the_load(cluster: httpx.Client) -> None:
+    streams = _Streams(cluster)
+    # More streams than one replica takes (ONGOING each): the extra ones must go to the other.
+    for _ in range(REPLICAS * ONGOING):
+        streams.open(400, wait_first_line=True)
+    try:
+        deadline = time.monotonic() + 30  # engines report every 5 s
+        running: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            running = _engine_samples(cluster, "vllm:num_requests_running")
+            if len(running) == REPLICAS and all(n == ONGOING for n in running.values()):
+                break
+            time.sleep(1)
+        assert len(running) == REPLICAS and all(n == ONGOING for n in running.values()), running
+        assert 'herd_replicas{model="smollm2:135m"} 2.0' in cluster.get("/metrics").text
+    finally:
+        streams.close()
+    assert streams.statuses == [200] * (REPLICAS * ONGOING)
+
+
+def test_a_full_queue_answers_503_with_retry_after(cluster: httpx.Client) -> None:
+    streams = _Streams(cluster)
+    try:
+        for _ in range(REPLICAS * ONGOING):  # every replica busy
+            streams.open(400, wait_first_line=True)
+        for _ in range(QUEUED + 4):  # a burst: QUEUED of them may wait, the rest are refused
+            streams.open(400, wait_first_line=False)
+        deadline = time.monotonic() + 30
+        while len(streams.statuses) < REPLICAS * ONGOING + 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        streams.close()
+    assert streams.statuses.count(503) >= 4, streams.statuses
+    assert all(b["error"] == "the model's request queue is full, try again shortly" for b in streams.bodies)
+    assert all(b["retry-after"] for b in streams.bodies)
+
+
+def test_a_replica_killed_mid_stream_ends_the_stream_and_the_next_request_succeeds(cluster: httpx.Client) -> None:
+    pids = set()
+    for _ in range(40):  # /herd/stats reaches one replica per call
+        pids.add(cluster.get("/herd/stats").json()["smollm2--135m"]["pid"])
+        if len(pids) == REPLICAS:
+            break
+    assert len(pids) == REPLICAS
+    lines: list[dict[str, object]] = []
+
+    def stream() -> None:
+        with cluster.stream("POST", "/api/chat", json=_chat(400, stream=True)) as r:
+            lines.extend(json.loads(line) for line in r.iter_lines())
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    time.sleep(2)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream hung after its replica died"
+    assert lines and lines[-1] == {"error": "the model's engine replica died; a new one is starting"}
+    r = cluster.post("/api/chat", json=_chat(4), timeout=300)  # waits for Serve's replacement
+    assert r.status_code == 200 and r.json()["done"], r.text
+    print(f"recovered {time.monotonic() - killed:.1f}s after the kill")
