@@ -17,6 +17,10 @@ from workers.telemetry import report_forever, vllm_metrics_text
 
 # vLLM's CPU backend reserves 4 GiB of KV cache unless told otherwise; a small model needs far less.
 CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+# Ray Serve's prefix-aware router (it reads `GenerationRequest.messages`); the default is
+# Serve's power-of-two-choices on in-flight requests.
+PREFIX_ROUTER = "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
+PREFIX_IMBALANCE = 8
 
 
 class ModelWorker:
@@ -89,8 +93,18 @@ def worker_options(spec: ModelSpec) -> dict[str, Any]:
                 "target_ongoing_requests": spec.target_ongoing_requests,
             }
         }
+    routing: dict[str, Any] = {}
+    if spec.routing == "prefix":
+        routing = {
+            "request_router_config": {
+                "request_router_class": PREFIX_ROUTER,
+                # Prefix affinity only while replicas' queues differ by fewer than this many requests.
+                "request_router_kwargs": {"imbalanced_threshold": PREFIX_IMBALANCE},
+            }
+        }
     return {
         **scaling,
+        **routing,
         "max_ongoing_requests": spec.max_ongoing_requests,
         # Beyond this the handle raises BackPressureError, which the router answers with 503.
         "max_queued_requests": spec.max_queued_requests,

@@ -62,6 +62,14 @@ class GenerationRequest:
     # Ollama's /api/generate returns prompt+output token ids so a client can continue.
     return_token_ids: bool = False
 
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The prompt as chat messages. Ray Serve's prefix-aware request router reads this
+        attribute to send a conversation back to the replica that holds its KV cache."""
+        if isinstance(self.prompt, ChatPrompt):
+            return list(self.prompt.messages)
+        return [{"role": "user", "content": self.prompt.text}]
+
 
 @dataclass(frozen=True, slots=True)
 class Delta:

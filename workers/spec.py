@@ -46,6 +46,11 @@ class ModelSpec(BaseModel):
     target_ongoing_requests: float = Field(
         16, gt=0, description="With `max_replicas`: the ongoing requests per replica autoscaling aims for."
     )
+    routing: Literal["least-loaded", "prefix"] = Field(
+        "least-loaded",
+        description="Replica choice: least in-flight work of two random replicas, or prefix affinity "
+        "(a conversation returns to the replica holding its KV cache while load stays balanced).",
+    )
     max_queued_requests: int = Field(
         512, ge=1, description="Requests the model may queue beyond its replicas' capacity before answering 503."
     )

@@ -29,3 +29,10 @@ def test_autoscaling_between_replicas_and_max_replicas() -> None:
     }
     assert options["ray_actor_options"]["num_gpus"] == 1
     assert "VLLM_CPU_KVCACHE_SPACE" not in options["ray_actor_options"]["runtime_env"]["env_vars"]
+
+
+def test_prefix_routing_uses_serves_prefix_aware_router() -> None:
+    assert "request_router_config" not in worker_options(_spec())
+    config = worker_options(_spec(routing="prefix"))["request_router_config"]
+    assert config["request_router_class"] == "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
+    assert config["request_router_kwargs"] == {"imbalanced_threshold": 8}
