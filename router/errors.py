@@ -61,6 +61,14 @@ class Overloaded(HerdError):
     openai_code = "overloaded"
 
 
+class TimedOut(HerdError):
+    """The generation ran past the router's per-request limit (HERD_REQUEST_TIMEOUT_S)."""
+
+    status = 504
+    openai_type = "api_error"
+    openai_code = "timeout"
+
+
 class ReplicaLost(HerdError):
     """The engine replica serving the request died; Ray Serve is starting another."""
 

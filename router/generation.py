@@ -17,7 +17,7 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from router.catalog import ModelRecord
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost, TimedOut
 from router.inbox import EventInbox, Incoming
 from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import (
@@ -131,30 +131,36 @@ class EventStream:
 class Generations:
     """Routes generation requests to worker deployments and records the router's added time."""
 
-    def __init__(self, workers: Mapping[str, Any], metrics: RouterMetrics, inbox: EventInbox) -> None:
+    def __init__(
+        self, workers: Mapping[str, Any], metrics: RouterMetrics, inbox: EventInbox, timeout_s: float = 600.0
+    ) -> None:
         self._workers = workers
         self._metrics = metrics
         self._inbox = inbox
+        self._timeout_ns = int(timeout_s * 1e9)
 
     async def open(self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int) -> EventStream:
         """`started_ns` is when the request reached the router, so parsing counts as router time."""
         handle = self._handle(record)
         observer = self._metrics.generation(record.name.display, api)
+        deadline = started_ns + self._timeout_ns
         try:
             try:
-                incoming, first = await self._start(handle, request)
+                incoming, first = await self._start(handle, request, deadline)
             except ReplicaLost:
                 # The replica died before sending anything: once more, on another replica, under a
                 # new id so nothing late from the first attempt can mix in.
-                incoming, first = await self._start(handle, replace(request, request_id=new_request_id()))
+                retry = replace(request, request_id=new_request_id())
+                incoming, first = await self._start(handle, retry, deadline)
         except BaseException:
             observer.closed()
             raise
         return EventStream(first, incoming, started_ns, observer)
 
-    async def _start(self, handle: Any, request: GenerationRequest) -> tuple[Incoming, list[Event]]:
+    async def _start(self, handle: Any, request: GenerationRequest, deadline_ns: int) -> tuple[Incoming, list[Event]]:
         call = handle.generate_to.remote(request, self._inbox.address)
-        incoming = self._inbox.open(request.request_id, call, call.cancel)
+        time_left_s = max(deadline_ns - now_ns(), 0) / 1e9
+        incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
         return incoming, await _first_batch(incoming)
 
     async def embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
@@ -195,6 +201,9 @@ async def _first_batch(incoming: Incoming) -> list[Event]:
     except StopAsyncIteration:
         incoming.release()
         raise EngineError("the model's engine returned nothing") from None
+    except TimedOut:
+        incoming.cancel()
+        raise
     except Exception as exc:
         incoming.release()
         raise map_error(exc) from exc

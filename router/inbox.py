@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from router.errors import TimedOut
 from workers.channel import read_frame
 from workers.events import Event
 
@@ -21,6 +22,10 @@ LOST_FINAL_GRACE_S = 10.0
 
 class _CallEnded(Exception):
     pass
+
+
+def _timed_out() -> TimedOut:
+    return TimedOut("the generation ran past the request time limit")
 
 
 class EventInbox:
@@ -34,10 +39,12 @@ class EventInbox:
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"{host}:{port}"
 
-    def open(self, request_id: str, call: Awaitable[Any], cancel: Callable[[], Any]) -> Incoming:
+    def open(
+        self, request_id: str, call: Awaitable[Any], cancel: Callable[[], Any], time_limit_s: float | None = None
+    ) -> Incoming:
         queue: asyncio.Queue[list[Event] | BaseException] = asyncio.Queue()
         self._queues[request_id] = queue
-        return Incoming(queue, call, cancel, lambda: self._queues.pop(request_id, None))
+        return Incoming(queue, call, cancel, lambda: self._queues.pop(request_id, None), time_limit_s=time_limit_s)
 
     def open_count(self) -> int:
         return len(self._queues)
@@ -69,12 +76,19 @@ class Incoming:
         cancel: Callable[[], Any],
         release: Callable[[], Any],
         grace_s: float = LOST_FINAL_GRACE_S,
+        time_limit_s: float | None = None,
     ) -> None:
         self._queue = queue
         self._cancel_call = cancel
         self._release = release
         self._grace_s = grace_s
         self._watch = asyncio.ensure_future(self._watch_call(call))
+        # One timer per generation (not a timeout around every read on the hot path).
+        self._timer = (
+            None
+            if time_limit_s is None
+            else asyncio.get_running_loop().call_later(time_limit_s, self._queue.put_nowait, _timed_out())
+        )
 
     async def _watch_call(self, call: Awaitable[Any]) -> None:
         try:
@@ -105,4 +119,6 @@ class Incoming:
 
     def release(self) -> None:
         self._watch.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         self._release()

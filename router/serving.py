@@ -34,7 +34,9 @@ class Router:
         metrics = ClusterMetrics(own, hub, f"router#{serve.get_replica_context().replica_id.unique_id}")
         if hub is not None:
             self._reporting = asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
-        app = create_app(settings, Catalog(records), Generations(workers, own, self._inbox), metrics)
+        app = create_app(
+            settings, Catalog(records), Generations(workers, own, self._inbox, settings.request_timeout_s), metrics
+        )
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
         await self._server.start()
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra CORS origins (like OLLAMA_ORIGINS); local origins are always allowed."
     )
     router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
+    request_timeout_s: float = Field(
+        600, gt=0, description="A generation still running after this long is stopped (504, or an in-band error)."
+    )
 
     def serve_logging(self) -> dict[str, Any]:
         """Ray Serve logging for every Herd component; no per-request access lines by default."""

@@ -15,6 +15,7 @@ from router.errors import (
     ModelNotFound,
     Overloaded,
     ReplicaLost,
+    TimedOut,
 )
 from router.generation import Generations, map_error, now_ns
 from router.inbox import EventInbox
@@ -88,10 +89,12 @@ class _Worker:
         sender.close()
 
 
-async def _generations(worker: _Worker, metrics: RouterMetrics) -> tuple[Generations, EventInbox]:
+async def _generations(
+    worker: _Worker, metrics: RouterMetrics, timeout_s: float = 600.0
+) -> tuple[Generations, EventInbox]:
     inbox = EventInbox()
     await inbox.start("127.0.0.1")
-    return Generations({"m--1": worker}, metrics, inbox), inbox
+    return Generations({"m--1": worker}, metrics, inbox, timeout_s), inbox
 
 
 def _record() -> ModelRecord:
@@ -174,3 +177,22 @@ def test_a_second_loss_is_a_503_with_retry_after() -> None:
     with pytest.raises(ReplicaLost, match="replica died") as info:
         _open_and_collect(worker)
     assert worker.calls == 2 and info.value.status == 503 and info.value.retry_after
+
+
+@pytest.mark.parametrize(("pause_s", "timeout_s", "sent"), [(0.3, 0.1, range(0, 1)), (0.1, 0.25, range(1, 4))])
+def test_a_generation_past_its_time_limit_is_stopped(pause_s: float, timeout_s: float, sent: range) -> None:
+    """Before the first token: a 504 error. After it: the stream ends with that error. Both cancel."""
+    worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)], [Delta("d", 1)]], pause_s=pause_s)
+
+    async def run() -> None:
+        generations, inbox = await _generations(worker, RouterMetrics(), timeout_s)
+        request = GenerationRequest("r", TextPrompt("x"), Sampling())
+        with pytest.raises(TimedOut) as info:
+            events = await generations.open(_record(), request, "ollama", now_ns())
+            await events.collect()
+        assert info.value.status == 504
+        await asyncio.sleep(0.01)
+        assert worker.call is not None and worker.call.cancelled() and inbox.open_count() == 0
+
+    asyncio.run(run())
+    assert worker.sent in sent  # stopped before the first batch, or between batches (never all four)
