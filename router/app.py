@@ -21,6 +21,7 @@ from router.catalog import Catalog
 from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
 from router.generation import Generations
 from router.metrics import ClusterMetrics, RouterMetrics
+from router.openapi import openapi_document
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -38,6 +39,11 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats())
+
+    document = openapi_document(settings.ollama_version)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})  # the process answers; engines are /ready's concern
@@ -73,6 +79,7 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         Route("/metrics", exposition, methods=["GET"]),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/ready", ready, methods=["GET", "HEAD"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
     cors = Middleware(

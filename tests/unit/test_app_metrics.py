@@ -66,3 +66,21 @@ def test_merge_labels_each_replica_and_counts_replicas() -> None:
         'herd_requests_total{api="ollama",endpoint="/api/chat",model="m:1",replica="router#a",status="200"} 1.0' in text
     )
     assert 'herd_replicas{model="m:1"} 2.0' in text
+
+
+def test_openapi_documents_every_route_with_its_request_schema() -> None:
+    app = create_app(
+        Settings(),
+        Catalog([]),
+        Generations({}, RouterMetrics(), EventInbox()),
+        ClusterMetrics(RouterMetrics(), None, "t"),
+    )
+    with TestClient(app) as client:
+        doc = client.get("/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    routes = {r.path.replace("{model:path}", "{model}") for r in app.routes} - {"/openapi.json"}  # type: ignore[attr-defined]
+    assert set(doc["paths"]) == routes
+    chat = doc["paths"]["/api/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert chat == {"$ref": "#/components/schemas/ChatRequest"}
+    assert "messages" in doc["components"]["schemas"]["ChatRequest"]["properties"]
+    assert "response_format" in doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]

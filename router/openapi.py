@@ -1,0 +1,65 @@
+"""The OpenAPI 3.1 document of Herd's HTTP surface, built from the same wire models that parse requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from router.protocol import ollama, openai
+
+NDJSON, SSE, JSON = "application/x-ndjson", "text/event-stream", "application/json"
+
+# path -> (method, summary, request model or None, response media types)
+OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] = {
+    "/": ("get", "Liveness text, as Ollama answers: 'Ollama is running'", None, ("text/plain",)),
+    "/api/version": ("get", "The Ollama API version served", None, (JSON,)),
+    "/api/generate": ("post", "Ollama completion (NDJSON stream, or one object with stream:false)",
+                      ollama.GenerateRequest, (NDJSON, JSON)),
+    "/api/chat": ("post", "Ollama chat (NDJSON stream, or one object with stream:false)",
+                  ollama.ChatRequest, (NDJSON, JSON)),
+    "/api/tags": ("get", "Models in the catalog", None, (JSON,)),
+    "/api/show": ("post", "One model's details, parameters and model_info", ollama.ShowRequest, (JSON,)),
+    "/api/ps": ("get", "Loaded models", None, (JSON,)),
+    "/api/embed": ("post", "Ollama embeddings (L2-normalised)", ollama.EmbedRequest, (JSON,)),
+    "/api/embeddings": ("post", "Legacy Ollama embeddings (one prompt)", ollama.EmbeddingsRequest, (JSON,)),
+    "/v1/chat/completions": ("post", "OpenAI chat completions (SSE with stream:true)",
+                             openai.ChatCompletionRequest, (JSON, SSE)),
+    "/v1/completions": ("post", "OpenAI legacy completions (SSE with stream:true)",
+                        openai.CompletionRequest, (JSON, SSE)),
+    "/v1/embeddings": ("post", "OpenAI embeddings (float or base64)", openai.EmbeddingRequest, (JSON,)),
+    "/v1/models": ("get", "Models in the catalog, OpenAI's list shape", None, (JSON,)),
+    "/v1/models/{model}": ("get", "One model, OpenAI's shape", None, (JSON,)),
+    "/herd/stats": ("get", "Requests one engine replica of each model still holds", None, (JSON,)),
+    "/metrics": ("get", "Prometheus metrics of the whole cluster", None, ("text/plain",)),
+    "/health": ("get", "The router process answers", None, (JSON,)),
+    "/ready": ("get", "200 when every model has an engine that answers, else 503", None, (JSON,)),
+}  # fmt: skip
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    models = sorted({model for _, _, model, _ in OPERATIONS.values() if model is not None}, key=lambda m: m.__name__)
+    refs, schemas = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, Any] = {}
+    for path, (method, summary, model, media) in OPERATIONS.items():
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                "200": {"description": "OK", "content": {m: {} for m in media}},
+                "default": {"description": "An error in the protocol's own shape (Ollama or OpenAI)"},
+            },
+        }
+        if "{model}" in path:
+            operation["parameters"] = [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}]
+        if model is not None:
+            operation["requestBody"] = {"required": True, "content": {JSON: {"schema": refs[(model, "validation")]}}}
+        paths[path] = {method: operation}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Herd", "version": version, "description": "The Ollama and OpenAI APIs on vLLM replicas."},
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
