@@ -67,8 +67,7 @@ class EmbedApi:
         return _json(body, result, now_ns() - started - result.worker_ns)
 
     def _embedding_model(self, request: Request, requested: str) -> ModelRecord:
-        record = self._catalog.resolve(requested)
-        request.state.model = record.name.display  # the request metric's label
+        record = self._catalog.resolve_for(request, requested)
         record.require_embedding(requested)
         return record
 

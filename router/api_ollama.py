@@ -59,8 +59,7 @@ class OllamaApi:
     async def generate(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
-        record = self._catalog.resolve(req.model)
-        request.state.model = record.name.display  # the request metric's label
+        record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
         if not req.prompt and not req.context:
             return _loaded(req.model, req.keep_alive, chat=False)
@@ -92,8 +91,7 @@ class OllamaApi:
     async def chat(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatRequest, await request.body())
-        record = self._catalog.resolve(req.model)
-        request.state.model = record.name.display  # the request metric's label
+        record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)

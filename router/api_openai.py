@@ -34,8 +34,7 @@ class OpenAIApi:
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
-        record = self._catalog.resolve(req.model)
-        request.state.model = record.name.display  # the request metric's label
+        record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         _unsupported(n=req.n, logprobs=req.logprobs, tools=req.tools and req.tool_choice != "none")
         messages = tuple(
@@ -57,8 +56,7 @@ class OpenAIApi:
     async def completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
-        record = self._catalog.resolve(req.model)
-        request.state.model = record.name.display  # the request metric's label
+        record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)

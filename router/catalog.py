@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+
 from router.errors import BadRequest, ModelNotFound
 from router.names import ModelName, parse_name
 from workers.spec import ModelSpec
@@ -54,6 +56,12 @@ class Catalog:
         for record in self._records:
             for name in (record.name, *record.aliases):
                 self._by_key[name.key] = record
+
+    def resolve_for(self, request: Request, text: str) -> ModelRecord:
+        """`resolve`, also noting the model on the request: the label of its `herd_requests_total`."""
+        record = self.resolve(text)
+        request.state.model = record.name.display
+        return record
 
     def resolve(self, text: str) -> ModelRecord:
         """The record for a request's `model` string; raises ModelNotFound (or BadRequest if malformed)."""

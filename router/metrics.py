@@ -82,9 +82,6 @@ class RouterMetrics:
     def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, api, endpoint, str(status)).inc()
 
-    def observe_router_added(self, model: str, api: str, ns: int) -> None:
-        self.router_added.labels(model, api).observe(ns / 1e9)
-
     def generation(self, model: str, api: str) -> GenerationObserver:
         return GenerationObserver(self, model, api)
 
