@@ -29,10 +29,7 @@ class SyntheticTokenSource:
 
     async def generate_to(self, request: GenerationRequest, inbox: str) -> None:
         """The worker's call, as in `workers.deployment.ModelWorker`."""
-        await self._sender.connect(inbox)
-        async for batch in self.generate(request):
-            self._sender.send(inbox, request.request_id, batch)
-            await self._sender.drain(inbox)
+        await self._sender.forward(inbox, request.request_id, self.generate(request))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         tokens = request.sampling.max_tokens or DEFAULT_TOKENS

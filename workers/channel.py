@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from workers.events import Event
 
@@ -54,6 +54,13 @@ class EventSender:
             if writer is None or writer.is_closing():
                 host, port = address.rsplit(":", 1)
                 _, self._writers[address] = await asyncio.open_connection(host, int(port))
+
+    async def forward(self, address: str, request_id: str, batches: AsyncIterator[list[Event]]) -> None:
+        """Send every batch of one generation to the router at `address`, minding its back-pressure."""
+        await self.connect(address)
+        async for batch in batches:
+            self.send(address, request_id, batch)
+            await self.drain(address)
 
     def send(self, address: str, request_id: str, events: Sequence[Event]) -> None:
         """Queue events for the router at `address`; raises ConnectionError once that router is gone."""

@@ -45,10 +45,7 @@ class ModelWorker:
         Returns when the generation ends; errors raise through Ray. Ray cancelling this call
         (the client left) closes the engine's generator, which aborts the vLLM request.
         """
-        await self._sender.connect(inbox)
-        async for batch in self._engine.generate(request):
-            self._sender.send(inbox, request.request_id, batch)
-            await self._sender.drain(inbox)
+        await self._sender.forward(inbox, request.request_id, self._engine.generate(request))
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         return await self._engine.embed(request)

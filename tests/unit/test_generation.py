@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from ray.exceptions import ActorDiedError
@@ -80,13 +81,14 @@ class _Worker:
         if self.calls <= self._deaths:
             raise ActorDiedError()
         sender = EventSender()
-        await sender.connect(inbox)
+        await sender.forward(inbox, request.request_id, self._paced())
+        sender.close()
+
+    async def _paced(self) -> AsyncIterator[list[Event]]:
         for batch in self._batches:
             await asyncio.sleep(self._pause_s)
-            sender.send(inbox, request.request_id, batch)
-            await sender.drain(inbox)
-            self.sent += 1
-        sender.close()
+            yield batch
+            self.sent += 1  # counted once the sender has handed it on and asks for the next
 
 
 async def _generations(
