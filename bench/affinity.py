@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.run import ROOT, free_port, settle, stop, wait_ready
-from router.config import default_config
+from router.config import chat_only_yaml
 
 MODEL = "smollm2"
 SYSTEM = "You are a patient teacher. Answer in two sentences. " * 8  # a shared prefix, as real apps have
@@ -34,10 +33,8 @@ TOPICS = ["photosynthesis", "gravity", "inflation", "recursion", "erosion", "vac
 
 
 def config(routing: str) -> Path:
-    chat = next(m for m in default_config().models if m.kind == "generate")
-    spec = chat.model_dump(mode="json", exclude_defaults=True) | {"replicas": 2, "routing": routing}
     path = Path(tempfile.gettempdir()) / f"herd-affinity-{routing}.yaml"
-    path.write_text(yaml.safe_dump({"models": [spec]}))
+    path.write_text(chat_only_yaml(replicas=2, routing=routing))
     return path
 
 

@@ -47,13 +47,10 @@ def free_port() -> int:
 
 def chat_only_config() -> Path:
     """Herd's embedded default without its embedding model: every contender serves one model."""
-    import yaml
+    from router.config import chat_only_yaml
 
-    from router.config import default_config
-
-    models = [m.model_dump(mode="json", exclude_defaults=True) for m in default_config().models if m.kind == "generate"]
     path = Path(tempfile.gettempdir()) / "herd-bench-chat.yaml"
-    path.write_text(yaml.safe_dump({"models": models}))
+    path.write_text(chat_only_yaml())
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,3 +65,10 @@ def load_config(path: Path) -> ClusterConfig:
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+
+
+def chat_only_yaml(**overrides: Any) -> str:
+    """Config YAML for the embedded default's chat model alone, with `overrides` (benchmarks, tests)."""
+    chat = next(m for m in default_config().models if m.kind == "generate")
+    text: str = yaml.safe_dump({"models": [chat.model_dump(mode="json", exclude_defaults=True) | overrides]})
+    return text

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.config import default_config
+from router.config import chat_only_yaml
 from tests.integration.conftest import MODEL, start_herd
 
 pytestmark = pytest.mark.integration
@@ -29,15 +28,10 @@ REPLICAS, ONGOING, QUEUED = 2, 2, 2
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     work = tmp_path_factory.mktemp("ops")
-    chat = next(m for m in default_config().models if m.kind == "generate")
-    spec = chat.model_dump(mode="json", exclude_defaults=True) | {
-        "replicas": REPLICAS,
-        "cpus_per_replica": 1,
-        "max_ongoing_requests": ONGOING,
-        "max_queued_requests": QUEUED,
-    }
     config = work / "ops.yaml"
-    config.write_text(yaml.safe_dump({"models": [spec]}))
+    config.write_text(
+        chat_only_yaml(replicas=REPLICAS, cpus_per_replica=1, max_ongoing_requests=ONGOING, max_queued_requests=QUEUED)
+    )
     with start_herd(work, "--config", str(config)) as base, httpx.Client(base_url=base, timeout=120) as client:
         yield client
 

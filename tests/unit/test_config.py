@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError, default_config, load_config
+from router.config import ConfigError, chat_only_yaml, default_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -51,3 +51,11 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_chat_only_yaml_is_the_default_chat_model_with_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "chat.yaml"
+    path.write_text(chat_only_yaml(replicas=2, routing="prefix"))
+    (model,) = load_config(path).models
+    chat = next(m for m in default_config().models if m.kind == "generate")
+    assert model == chat.model_copy(update={"replicas": 2, "routing": "prefix"})
