@@ -8,7 +8,8 @@ handler); after it, one in-band `{"error": ...}` line.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -16,13 +17,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router import stream
 from router.catalog import Catalog, ModelRecord
+from router.choices import collect, steps
 from router.errors import BadRequest, EngineError, HerdError
 from router.generation import EventStream, Generations, new_request_id, now_ns
 from router.options import ollama_sampling
 from router.protocol.body import parse_json_body
-from router.protocol.ollama import ChatRequest, GenerateRequest, ShowRequest
+from router.protocol.ollama import ChatRequest, GenerateRequest, Message, ShowRequest
 from router.template import render
-from workers.events import ChatPrompt, Delta, Final, GenerationRequest, TextPrompt
+from router.tools import Piece, Reader, Text, ToolCall, ToolPlan, assemble, history_tool_calls, ollama_call_id, plan
+from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt, TokenLogprob
 
 NDJSON = "application/x-ndjson"
 
@@ -65,10 +68,8 @@ class OllamaApi:
             return _loaded(req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
-        _check_features(
-            req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=req.images, insert=req.suffix
-        )
-        sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
+        _check_features(req.model, req.think, req.top_logprobs, images=req.images, insert=req.suffix)
+        sampling = _sampling(req, record)
         greq = GenerationRequest(
             new_request_id(),
             _generate_prompt(req, record),
@@ -77,16 +78,17 @@ class OllamaApi:
             return_token_ids=not req.raw,
         )
         events = await self._generations.open(record, greq, "ollama", started)
+        top = req.top_logprobs or 0
 
-        def final(text: str, f: Final) -> bytes:
+        def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
+            return stream.ollama_generate_chunk(req.model, created_at(), text, logprobs, top)
+
+        def final(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob], f: Final) -> bytes:
             ctx = None if req.raw else f.token_ids
-            return stream.ollama_generate_final(
-                req.model, created_at(), text, f.finish_reason, metrics(f, started), ctx
-            )
+            m = metrics(f, started)
+            return stream.ollama_generate_final(req.model, created_at(), text, f.finish_reason, m, ctx, logprobs, top)
 
-        return await _respond(
-            req.stream, events, lambda text: stream.ollama_generate_chunk(req.model, created_at(), text), final
-        )
+        return await _respond(req.stream, events, Reader(ollama_call_id), chunk, final)
 
     async def chat(self, request: Request) -> Response:
         started = now_ns()
@@ -96,17 +98,20 @@ class OllamaApi:
         if not req.messages:
             return _loaded(req.model, req.keep_alive, chat=True)
         images = [image for m in req.messages for image in m.images or ()]
-        _check_features(req.model, req.think, req.top_logprobs, logprobs=req.logprobs, images=images, tools=req.tools)
-        sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
-        greq = GenerationRequest(new_request_id(), _chat_prompt(req, record), sampling)
+        _check_features(req.model, req.think, req.top_logprobs, images=images)
+        tools = plan(req.tools)
+        greq = GenerationRequest(new_request_id(), _chat_prompt(req, record, tools), _sampling(req, record))
         events = await self._generations.open(record, greq, "ollama", started)
+        top = req.top_logprobs or 0
 
-        def final(text: str, f: Final) -> bytes:
-            return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, metrics(f, started))
+        def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
+            return stream.ollama_chat_chunk(req.model, created_at(), text, calls, logprobs, top)
 
-        return await _respond(
-            req.stream, events, lambda text: stream.ollama_chat_chunk(req.model, created_at(), text), final
-        )
+        def final(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob], f: Final) -> bytes:
+            m = metrics(f, started)
+            return stream.ollama_chat_final(req.model, created_at(), text, f.finish_reason, m, calls, logprobs, top)
+
+        return await _respond(req.stream, events, tools.reader(ollama_call_id), chunk, final)
 
     async def tags(self, request: Request) -> Response:
         return JSONResponse({"models": [_tag_entry(r) for r in self._catalog.records()]})
@@ -162,33 +167,59 @@ def _generate_prompt(req: GenerateRequest, record: ModelRecord) -> ChatPrompt | 
     return ChatPrompt(tuple(messages))
 
 
-def _chat_prompt(req: ChatRequest, record: ModelRecord) -> ChatPrompt:
-    messages: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in req.messages]
+def _sampling(req: GenerateRequest | ChatRequest, record: ModelRecord) -> Sampling:
+    sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
+    num_ctx = (req.options or {}).get("num_ctx")
+    if isinstance(num_ctx, int | float) and num_ctx > record.context_length:
+        # vLLM fixes the context window when the engine starts; a larger one cannot be honoured.
+        raise BadRequest(f"num_ctx {num_ctx:g} exceeds the model's context length of {record.context_length} tokens")
+    return replace(sampling, logprobs=(req.top_logprobs or 0) if req.logprobs else None)
+
+
+def _chat_prompt(req: ChatRequest, record: ModelRecord, tools: ToolPlan) -> ChatPrompt:
+    messages = [_message(m) for m in req.messages]
     if record.spec.system and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": record.spec.system})
-    return ChatPrompt(tuple(messages))
+    return ChatPrompt(tuple(messages), tools.tools)
 
 
-async def _respond(
-    streaming: bool, events: EventStream, chunk: Callable[[str], bytes], final: Callable[[str, Final], bytes]
-) -> Response:
+def _message(m: Message) -> dict[str, Any]:
+    """Ollama's message as the chat template wants it: tool results named (`tool_name`), calls with
+    argument objects."""
+    message: dict[str, Any] = {"role": m.role, "content": m.content}
+    if calls := history_tool_calls(m.tool_calls, arguments_as_text=False):
+        message["tool_calls"] = calls
+    if m.role == "tool":
+        message |= {"name": m.tool_name or "", "tool_call_id": m.tool_call_id or ""}
+    return message
+
+
+Chunk = Callable[[str, Sequence[ToolCall], Sequence[TokenLogprob]], bytes]
+FinalLine = Callable[[str, Sequence[ToolCall], Sequence[TokenLogprob], Final], bytes]
+
+
+async def _respond(streaming: bool, events: EventStream, reader: Reader, chunk: Chunk, final: FinalLine) -> Response:
     if streaming:
-        return StreamingResponse(_ndjson(events, chunk, final), media_type=NDJSON)
-    text, last = await events.collect()
-    headers = stream.server_timing(events.router_ns(), last.worker_ns)
-    return Response(final(text, last), media_type="application/json", headers=headers)
+        return StreamingResponse(_ndjson(events, reader, chunk, final), media_type=NDJSON)
+    answer = await collect(events, reader)
+    headers = stream.server_timing(events.router_ns(), answer.final.worker_ns)
+    body = final(answer.text, answer.calls, answer.logprobs, answer.final)
+    return Response(body, media_type="application/json", headers=headers)
 
 
-async def _ndjson(
-    events: EventStream, chunk: Callable[[str], bytes], final: Callable[[str, Final], bytes]
-) -> AsyncIterator[bytes]:
+async def _ndjson(events: EventStream, reader: Reader, chunk: Chunk, final: FinalLine) -> AsyncIterator[bytes]:
+    """Text as it comes; tool calls whole (Ollama never fragments them) in a chunk before the final one."""
+    calls: list[Piece] = []
     try:
-        async for event in events:
-            if isinstance(event, Delta):
-                if event.text:
-                    yield chunk(event.text)
-            else:
-                yield final("", event)
+        async for step in steps(events, reader):
+            text = "".join(p.text for p in step.pieces if isinstance(p, Text))
+            calls += [p for p in step.pieces if not isinstance(p, Text)]
+            if text or step.logprobs:
+                yield chunk(text, (), step.logprobs)
+            if step.final is not None:
+                if calls:
+                    yield chunk("", assemble(calls)[1], ())
+                yield final("", (), (), step.final)
     except HerdError as err:
         yield stream.ollama_error(err)
     except Exception as exc:  # never leave a client hanging without a final line

@@ -8,7 +8,8 @@ A failure after the first byte is one error frame, still followed by `[DONE]`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -16,12 +17,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router import stream
 from router.catalog import Catalog, ModelRecord
+from router.choices import Answer, collect_all, merge, steps
 from router.errors import BadRequest, EngineError, HerdError
 from router.generation import EventStream, Generations, new_request_id, now_ns
 from router.options import openai_sampling
 from router.protocol.body import parse_json_body
-from router.protocol.openai import ChatCompletionRequest, CompletionRequest, text_content
-from workers.events import ChatPrompt, Delta, Final, GenerationRequest, Sampling, TextPrompt
+from router.protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, text_content
+from router.tools import CallStart, Reader, Text, ToolPlan, history_tool_calls, openai_call_id, plan
+from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt
 
 SSE = "text/event-stream"
 
@@ -36,41 +39,53 @@ class OpenAIApi:
         req = parse_json_body(ChatCompletionRequest, await request.body())
         record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
-        _unsupported(n=req.n, logprobs=req.logprobs, tools=req.tools and req.tool_choice != "none")
-        messages = tuple(
-            {"role": "system" if m.role == "developer" else m.role, "content": text_content(m.content)}
-            for m in req.messages
-        )
-        greq = GenerationRequest(new_request_id(), ChatPrompt(messages), _sampling(req, req.max_completion_tokens))
-        events = await self._generations.open(record, greq, "openai", started)
+        tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
+        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools, req)
+        greq = GenerationRequest(new_request_id(), ChatPrompt(_messages(req.messages), tools.tools), sampling)
+        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        readers = [tools.reader(openai_call_id) for _ in streams]
         rid, created = stream.new_id("chatcmpl-"), int(time.time())
         if req.stream:
             chunks = stream.ChatChunks(rid, created, req.model, _include_usage(req))
-            return _sse(events, chunks, chunks.content, first=chunks.role())
-        text, final = await events.collect()
-        body = stream.chat_completion(
-            rid, created, req.model, text, final.finish_reason, final.prompt_tokens, final.output_tokens
-        )
-        return _json_body(body, events, final)
+            sources = [_chat_frames(i, s, r, chunks) for i, (s, r) in enumerate(zip(streams, readers, strict=True))]
+            return _sse(streams, sources, chunks)
+        answers = await collect_all(streams, readers)
+        logprobs = sampling.logprobs is not None
+        choices = [
+            stream.chat_choice(i, a.text, a.calls, a.finish_reason, a.logprobs if logprobs else None)
+            for i, a in enumerate(answers)
+        ]
+        return _json_body(stream.chat_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
         record = self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
-        _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
+        if req.suffix:
+            raise BadRequest(
+                f'"{req.model}" does not support insert (it has no fill-in-the-middle template)', param="suffix"
+            )
+        if req.echo:
+            raise BadRequest("'echo' is not supported", param="echo")
+        _check_top("logprobs", req.logprobs)
         prompt, prefix = _completion_prompt(req.prompt)
-        greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None), prefix_token_ids=prefix)
-        events = await self._generations.open(record, greq, "openai", started)
+        greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None, req.logprobs), prefix_token_ids=prefix)
+        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        readers = [Reader(openai_call_id) for _ in streams]
         rid, created = stream.new_id("cmpl-"), int(time.time())
         if req.stream:
             chunks = stream.CompletionChunks(rid, created, req.model, _include_usage(req))
-            return _sse(events, chunks, chunks.text)
-        text, final = await events.collect()
-        body = stream.text_completion(
-            rid, created, req.model, text, final.finish_reason, final.prompt_tokens, final.output_tokens
-        )
-        return _json_body(body, events, final)
+            sources = [_text_frames(i, s, chunks, req.logprobs is not None) for i, s in enumerate(streams)]
+            return _sse(streams, sources, chunks)
+        answers = await collect_all(streams, readers)
+        choices = [
+            stream.completion_choice(
+                i, a.text, a.finish_reason, stream.completion_logprobs(a.logprobs) if req.logprobs is not None else None
+            )
+            for i, a in enumerate(answers)
+        ]
+        return _json_body(stream.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [_model(r) for r in self._catalog.records()]})
@@ -79,17 +94,25 @@ class OpenAIApi:
         return JSONResponse(_model(self._catalog.resolve(request.path_params["model"])))
 
 
-def _json_body(body: dict[str, Any], events: EventStream, final: Final) -> JSONResponse:
-    router_ns = events.router_ns()
-    return JSONResponse(body | stream.router_ms(router_ns), headers=stream.server_timing(router_ns, final.worker_ns))
+def _json_body(body: dict[str, Any], streams: Sequence[EventStream]) -> JSONResponse:
+    router_ns = min(s.router_ns() for s in streams)
+    worker_ns = max(s.final.worker_ns if s.final else 0 for s in streams)
+    return JSONResponse(body | stream.router_ms(router_ns), headers=stream.server_timing(router_ns, worker_ns))
+
+
+def _usage(answers: Sequence[Answer]) -> tuple[int, int]:
+    """The prompt counts once (every choice shares it); completion tokens add up over choices."""
+    return answers[0].final.prompt_tokens, sum(a.final.output_tokens for a in answers)
 
 
 def _model(r: ModelRecord) -> dict[str, Any]:
     return {"id": r.name.display, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
 
 
-def _sampling(req: ChatCompletionRequest | CompletionRequest, max_completion_tokens: int | None) -> Sampling:
-    return openai_sampling(
+def _sampling(
+    req: ChatCompletionRequest | CompletionRequest, max_completion_tokens: int | None, logprobs: int | None
+) -> Sampling:
+    sampling = openai_sampling(
         max_tokens=max_completion_tokens or req.max_tokens,
         temperature=req.temperature,
         top_p=req.top_p,
@@ -99,19 +122,63 @@ def _sampling(req: ChatCompletionRequest | CompletionRequest, max_completion_tok
         frequency_penalty=req.frequency_penalty,
         response_format=getattr(req, "response_format", None),
     )
+    return replace(sampling, logprobs=logprobs)
+
+
+def _with_tools(sampling: Sampling, tools: ToolPlan, req: ChatCompletionRequest) -> Sampling:
+    """A named or required tool choice constrains the output to its schema (guided decoding)."""
+    if tools.schema is None:
+        return sampling
+    if sampling.json_schema is not None or sampling.json_object:
+        raise BadRequest("response_format cannot be combined with a named or required tool_choice", param="tool_choice")
+    return replace(sampling, json_schema=tools.schema)
+
+
+def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
+    """How many alternatives per token (`top_logprobs`), or None when `logprobs` is off."""
+    _check_top("top_logprobs", req.top_logprobs)
+    if not req.logprobs:
+        if req.top_logprobs:
+            raise BadRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
+        return None
+    return req.top_logprobs or 0
+
+
+def _check_top(name: str, value: int | None) -> None:
+    if value is not None and not 0 <= value <= 20:
+        raise BadRequest(f"{name} must be between 0 and 20, got {value}", param=name)
+
+
+def _n(n: int | None) -> int:
+    if n is None:
+        return 1
+    if not 1 <= n <= 128:
+        raise BadRequest(f"n must be between 1 and 128, got {n}", param="n")
+    return n
 
 
 def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
     return bool(req.stream_options and req.stream_options.include_usage)
 
 
-def _unsupported(**fields: Any) -> None:
-    """Fields Herd does not implement yet get a clear 400 instead of being silently dropped."""
-    for name, value in fields.items():
-        if name == "n" and value in (None, 1):
-            continue
-        if value not in (None, False, [], ""):
-            raise BadRequest(f"'{name}' is not supported yet", param=name)
+def _messages(messages: Sequence[ChatMessage]) -> tuple[dict[str, Any], ...]:
+    """OpenAI messages for the chat template: `developer` is the system role, tool calls carry
+    argument objects, and a tool result without `name` takes it from the call it answers."""
+    names: dict[str, str] = {}
+    out = []
+    for m in messages:
+        message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role}
+        message["content"] = text_content(m.content)
+        if calls := history_tool_calls(m.tool_calls, arguments_as_text=True):
+            message["tool_calls"] = calls
+            names |= {c["id"]: c["function"]["name"] for c in calls}
+        if m.role == "tool":
+            if not m.tool_call_id:
+                raise BadRequest("messages: a tool message needs 'tool_call_id'", param="messages")
+            message["tool_call_id"] = m.tool_call_id
+            message["name"] = m.name or names.get(m.tool_call_id, "")
+        out.append(message)
+    return tuple(out)
 
 
 def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:
@@ -125,28 +192,60 @@ def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:
     raise BadRequest("'prompt' must be a string, one string in a list, or a list of token ids", param="prompt")
 
 
-def _sse(
-    events: EventStream, chunks: Any, content: Callable[[str], bytes], first: bytes | None = None
-) -> StreamingResponse:
-    return StreamingResponse(_frames(events, chunks, content, first), media_type=SSE)
+def _sse(streams: Sequence[EventStream], sources: list[AsyncIterator[bytes]], chunks: Any) -> StreamingResponse:
+    return StreamingResponse(_frames(streams, sources, chunks), media_type=SSE)
 
 
 async def _frames(
-    events: EventStream, chunks: Any, content: Callable[[str], bytes], first: bytes | None
+    streams: Sequence[EventStream], sources: list[AsyncIterator[bytes]], chunks: Any
 ) -> AsyncIterator[bytes]:
-    if first is not None:
-        yield first
     try:
-        async for event in events:
-            if isinstance(event, Delta):
-                if event.text:
-                    yield content(event.text)
-            else:
-                yield chunks.finish(event.finish_reason, events.router_ns())
-                if chunks.include_usage:
-                    yield chunks.usage(event.prompt_tokens, event.output_tokens)
+        async for frame in merge(sources):
+            yield frame
+        if chunks.include_usage:
+            finals = [s.final for s in streams if s.final is not None]
+            yield chunks.usage(finals[0].prompt_tokens, sum(f.output_tokens for f in finals))
     except HerdError as err:
         yield stream.sse_error(err)
     except Exception as exc:
         yield stream.sse_error(EngineError(str(exc)))
     yield stream.DONE
+
+
+async def _chat_frames(
+    index: int, events: EventStream, reader: Reader, chunks: stream.ChatChunks
+) -> AsyncIterator[bytes]:
+    """One choice: its role chunk, content or tool-call deltas (logprobs ride on content), its finish."""
+    yield chunks.role(index)
+    async for step in steps(events, reader):
+        logprobs = step.logprobs
+        for piece in step.pieces:
+            if isinstance(piece, Text):
+                yield chunks.content(piece.text, index, logprobs)
+                logprobs = ()
+            elif isinstance(piece, CallStart):
+                yield chunks.tool_call_start(piece.index, piece.id, piece.name, index)
+            else:
+                yield chunks.tool_call_arguments(piece.index, piece.arguments, index)
+        if logprobs:  # the text is held back (it may be a tool call); its tokens' logprobs are not
+            yield chunks.content("", index, logprobs)
+        if step.final is not None:
+            yield chunks.finish(_finish_reason(step.final, reader), events.router_ns(), index)
+
+
+async def _text_frames(
+    index: int, events: EventStream, chunks: stream.CompletionChunks, logprobs: bool
+) -> AsyncIterator[bytes]:
+    offset = 0
+    async for step in steps(events, Reader(openai_call_id)):
+        text = "".join(p.text for p in step.pieces if isinstance(p, Text))
+        if text or step.logprobs:
+            lp = stream.completion_logprobs(step.logprobs, offset) if logprobs else None
+            yield chunks.text(text, index, lp)
+            offset += len(text)
+        if step.final is not None:
+            yield chunks.finish(step.final.finish_reason, events.router_ns(), index)
+
+
+def _finish_reason(final: Final, reader: Reader) -> str:
+    return "tool_calls" if reader.calls else final.finish_reason

@@ -127,6 +127,12 @@ class EventStream:
     def cancel(self) -> None:
         self._rest.cancel()
 
+    def abandon(self) -> None:
+        """For a stream that will never be iterated (a sibling choice failed to start): stop it."""
+        self.cancel()
+        if self._observer is not None:
+            self._observer.closed()
+
 
 class Generations:
     """Routes generation requests to worker deployments and records the router's added time."""
@@ -156,6 +162,33 @@ class Generations:
             observer.closed()
             raise
         return EventStream(first, incoming, started_ns, observer)
+
+    async def open_choices(
+        self, record: ModelRecord, request: GenerationRequest, n: int, api: str, started_ns: int
+    ) -> list[EventStream]:
+        """`n` independent generations of one request (OpenAI `n`), started together.
+
+        Each has its own request id, and with a seed, seed + i: reproducible, yet not n copies.
+        """
+        seed = request.sampling.seed
+        requests = [request] + [
+            replace(
+                request,
+                request_id=new_request_id(),
+                sampling=replace(request.sampling, seed=None if seed is None else seed + i),
+            )
+            for i in range(1, n)
+        ]
+        opened = await asyncio.gather(
+            *(self.open(record, r, api, started_ns) for r in requests), return_exceptions=True
+        )
+        streams = [s for s in opened if isinstance(s, EventStream)]
+        failure = next((s for s in opened if isinstance(s, BaseException)), None)
+        if failure is not None:
+            for s in streams:
+                s.abandon()
+            raise failure
+        return streams
 
     async def _start(self, handle: Any, request: GenerationRequest, deadline_ns: int) -> tuple[Incoming, list[Event]]:
         call = handle.generate_to.remote(request, self._inbox.address)

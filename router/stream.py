@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.errors import HerdError
+from router.tools import ToolCall, arguments_object
+from workers.events import TokenLogprob
 
 DONE = b"data: [DONE]\n\n"
 FINGERPRINT = "fp_herd"
@@ -65,8 +67,11 @@ def _line(obj: Mapping[str, Any]) -> bytes:
     return dumps(obj) + b"\n"
 
 
-def ollama_generate_chunk(model: str, created_at: str, text: str) -> bytes:
-    return _line({"model": model, "created_at": created_at, "response": text, "done": False})
+def ollama_generate_chunk(
+    model: str, created_at: str, text: str, logprobs: Sequence[TokenLogprob] = (), top: int = 0
+) -> bytes:
+    obj: dict[str, Any] = {"model": model, "created_at": created_at, "response": text, "done": False}
+    return _line(obj | _ollama_logprobs(logprobs, top))
 
 
 def ollama_generate_final(
@@ -76,25 +81,68 @@ def ollama_generate_final(
     done_reason: str,
     metrics: OllamaMetrics | None,
     context: Sequence[int] | None,
+    logprobs: Sequence[TokenLogprob] = (),
+    top: int = 0,
 ) -> bytes:
     obj: dict[str, Any] = {"model": model, "created_at": created_at, "response": text, "done": True}
     obj["done_reason"] = done_reason
     if context is not None:
         obj["context"] = list(context)
-    return _line(obj | (metrics.fields() if metrics else {}))
+    return _line(obj | (metrics.fields() if metrics else {}) | _ollama_logprobs(logprobs, top))
 
 
-def ollama_chat_chunk(model: str, created_at: str, content: str) -> bytes:
-    message = {"role": "assistant", "content": content}
-    return _line({"model": model, "created_at": created_at, "message": message, "done": False})
+def ollama_chat_chunk(
+    model: str,
+    created_at: str,
+    content: str,
+    tool_calls: Sequence[ToolCall] = (),
+    logprobs: Sequence[TokenLogprob] = (),
+    top: int = 0,
+) -> bytes:
+    message = _ollama_message(content, tool_calls)
+    obj = {"model": model, "created_at": created_at, "message": message, "done": False}
+    return _line(obj | _ollama_logprobs(logprobs, top))
 
 
 def ollama_chat_final(
-    model: str, created_at: str, content: str, done_reason: str, metrics: OllamaMetrics | None
+    model: str,
+    created_at: str,
+    content: str,
+    done_reason: str,
+    metrics: OllamaMetrics | None,
+    tool_calls: Sequence[ToolCall] = (),
+    logprobs: Sequence[TokenLogprob] = (),
+    top: int = 0,
 ) -> bytes:
-    message = {"role": "assistant", "content": content}
+    message = _ollama_message(content, tool_calls)
     obj = {"model": model, "created_at": created_at, "message": message, "done": True, "done_reason": done_reason}
-    return _line(obj | (metrics.fields() if metrics else {}))
+    return _line(obj | (metrics.fields() if metrics else {}) | _ollama_logprobs(logprobs, top))
+
+
+def _ollama_message(content: str, tool_calls: Sequence[ToolCall]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        # Ollama's arguments are an object (OpenAI's a string); calls arrive whole, never in fragments.
+        message["tool_calls"] = [
+            {"id": c.id, "function": {"index": i, "name": c.name, "arguments": arguments_object(c)}}
+            for i, c in enumerate(tool_calls)
+        ]
+    return message
+
+
+def _ollama_logprobs(logprobs: Sequence[TokenLogprob], top: int) -> dict[str, Any]:
+    """Ollama >= 0.12: `logprobs: [{token, logprob, bytes, top_logprobs?}]`; absent when not asked."""
+    if not logprobs:
+        return {}
+    entries = []
+    for lp in logprobs:
+        entry: dict[str, Any] = {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())}
+        if top:
+            entry["top_logprobs"] = [
+                {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode())} for t in lp.top[:top]
+            ]
+        entries.append(entry)
+    return {"logprobs": entries}
 
 
 def ollama_error(err: HerdError) -> bytes:
@@ -140,29 +188,43 @@ class _Chunks:
         return sse(obj | (extra or {}))
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return self._frame([], _usage(prompt_tokens, completion_tokens))
+        return self._frame([], usage(prompt_tokens, completion_tokens))
 
 
 class ChatChunks(_Chunks):
-    """`chat.completion.chunk` frames: role first, content, a separate finish chunk, usage."""
+    """`chat.completion.chunk` frames: role first, content or tool-call deltas, a separate finish
+    chunk, usage. With `n` > 1 each frame carries one choice, marked by its `index`."""
 
     object = "chat.completion.chunk"
 
     def _choice(
-        self, delta: dict[str, Any], finish_reason: str | None = None, extra: dict[str, Any] | None = None
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        index: int = 0,
+        logprobs: Sequence[TokenLogprob] = (),
     ) -> bytes:
-        return self._frame(
-            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}], None, extra
-        )
+        lp = chat_logprobs(logprobs) if logprobs else None
+        choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish_reason}
+        return self._frame([choice], None, extra)
 
-    def role(self) -> bytes:
-        return self._choice({"role": "assistant", "content": ""})
+    def role(self, index: int = 0) -> bytes:
+        return self._choice({"role": "assistant", "content": ""}, index=index)
 
-    def content(self, text: str) -> bytes:
-        return self._choice({"content": text})
+    def content(self, text: str, index: int = 0, logprobs: Sequence[TokenLogprob] = ()) -> bytes:
+        return self._choice({"content": text}, index=index, logprobs=logprobs)
 
-    def finish(self, reason: str, router_ns: int) -> bytes:
-        return self._choice({}, reason, router_ms(router_ns))
+    def tool_call_start(self, call_index: int, call_id: str, name: str, index: int = 0) -> bytes:
+        """The first delta of a call: the only one with its `id`, `type` and `name`."""
+        call = {"index": call_index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return self._choice({"tool_calls": [call]}, index=index)
+
+    def tool_call_arguments(self, call_index: int, arguments: str, index: int = 0) -> bytes:
+        return self._choice({"tool_calls": [{"index": call_index, "function": {"arguments": arguments}}]}, index=index)
+
+    def finish(self, reason: str, router_ns: int, index: int = 0) -> bytes:
+        return self._choice({}, reason, router_ms(router_ns), index)
 
 
 class CompletionChunks(_Chunks):
@@ -170,17 +232,25 @@ class CompletionChunks(_Chunks):
 
     object = "text_completion"
 
-    def _choice(self, text: str, finish_reason: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
-        return self._frame([{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}], None, extra)
+    def _choice(
+        self,
+        text: str,
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+        return self._frame([choice], None, extra)
 
-    def text(self, text: str) -> bytes:
-        return self._choice(text)
+    def text(self, text: str, index: int = 0, logprobs: dict[str, Any] | None = None) -> bytes:
+        return self._choice(text, index=index, logprobs=logprobs)
 
-    def finish(self, reason: str, router_ns: int) -> bytes:
-        return self._choice("", reason, router_ms(router_ns))
+    def finish(self, reason: str, router_ns: int, index: int = 0) -> bytes:
+        return self._choice("", reason, router_ms(router_ns), index)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -188,29 +258,74 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def chat_completion(
-    id: str, created: int, model: str, content: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+def _openai_logprob(lp: TokenLogprob) -> dict[str, Any]:
+    return {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())}
+
+
+def chat_logprobs(logprobs: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """A chat choice's `logprobs`: `{content: [{token, logprob, bytes, top_logprobs}], refusal: null}`."""
+    content = [_openai_logprob(lp) | {"top_logprobs": [_openai_logprob(t) for t in lp.top]} for lp in logprobs]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(logprobs: Sequence[TokenLogprob], text_offset: int = 0) -> dict[str, Any]:
+    """A legacy completion's `logprobs`: parallel lists; `text_offset` counts characters from `text_offset`."""
+    offsets = []
+    for lp in logprobs:
+        offsets.append(text_offset)
+        text_offset += len(lp.token)
+    return {
+        "tokens": [lp.token for lp in logprobs],
+        "token_logprobs": [lp.logprob for lp in logprobs],
+        "top_logprobs": [{t.token: t.logprob for t in lp.top} for lp in logprobs],
+        "text_offset": offsets,
+    }
+
+
+def chat_choice(
+    index: int,
+    content: str,
+    tool_calls: Sequence[ToolCall],
+    finish_reason: str,
+    logprobs: Sequence[TokenLogprob] | None = None,
 ) -> dict[str, Any]:
-    message = {"role": "assistant", "content": content, "refusal": None}
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-    return _body(id, "chat.completion", created, model, choice, _usage(prompt_tokens, completion_tokens))
+    """One non-streamed chat choice; with tool calls, `content` is null unless the model also wrote text."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_calls:
+        message["content"] = content if content.strip() else None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in tool_calls
+        ]
+    lp = chat_logprobs(logprobs) if logprobs is not None else None
+    return {"index": index, "message": message, "logprobs": lp, "finish_reason": finish_reason}
+
+
+def completion_choice(
+    index: int, text: str, finish_reason: str, logprobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+
+
+def chat_completion(
+    id: str, created: int, model: str, choices: list[dict[str, Any]], prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return _body(id, "chat.completion", created, model, choices, usage(prompt_tokens, completion_tokens))
 
 
 def text_completion(
-    id: str, created: int, model: str, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+    id: str, created: int, model: str, choices: list[dict[str, Any]], prompt_tokens: int, completion_tokens: int
 ) -> dict[str, Any]:
-    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-    return _body(id, "text_completion", created, model, choice, _usage(prompt_tokens, completion_tokens))
+    return _body(id, "text_completion", created, model, choices, usage(prompt_tokens, completion_tokens))
 
 
-def _body(id: str, object: str, created: int, model: str, choice: Any, usage: Any) -> dict[str, Any]:
+def _body(id: str, object: str, created: int, model: str, choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
     return {
         "id": id,
         "object": object,
         "created": created,
         "model": model,
         "system_fingerprint": FINGERPRINT,
-        "choices": [choice],
+        "choices": choices,
         "usage": usage,
     }
 

@@ -26,7 +26,9 @@ from workers.events import (
     InvalidRequest,
     PromptTooLong,
     Sampling,
+    TokenLogprob,
 )
+from workers.tool_prompt import inline_tools, template_knows_tools, uses_tools
 
 
 class Engine:
@@ -37,6 +39,7 @@ class Engine:
         self._tokenizer = llm.get_tokenizer()
         self.max_model_len = max_model_len
         self._specials: tuple[list[int], list[int]] | None = None
+        self._template_tools = template_knows_tools(getattr(self._tokenizer, "chat_template", None))
 
     @classmethod
     def start(cls, model: str, engine_args: Mapping[str, Any]) -> Engine:
@@ -62,9 +65,15 @@ class Engine:
     def prompt_token_ids(self, request: GenerationRequest) -> list[int]:
         prompt = request.prompt
         if isinstance(prompt, ChatPrompt):
-            text = self._tokenizer.apply_chat_template(
-                list(prompt.messages), tokenize=False, add_generation_prompt=True
-            )
+            messages, tools = list(prompt.messages), list(prompt.tools)
+            if not self._template_tools and uses_tools(messages, tools):
+                messages, tools = inline_tools(messages, tools), []
+            try:
+                text = self._tokenizer.apply_chat_template(
+                    messages, tools=tools or None, tokenize=False, add_generation_prompt=True
+                )
+            except Exception as exc:  # jinja2's TemplateError: the template refuses this conversation
+                raise InvalidRequest(f"the model's chat template cannot render these messages: {exc}") from exc
         else:
             text = prompt.text
         return [*request.prefix_token_ids, *self.tokenize(text)]
@@ -88,7 +97,11 @@ class Engine:
                 clock.tokens(n)
                 if request.return_token_ids:
                     output_ids.extend(completion.token_ids)
-                batch: list[Event] = [Delta(completion.text, n)] if completion.text or n else []
+                logprobs = _logprobs(completion, request.sampling.logprobs)
+                if out.finished and completion.finish_reason == "stop" and not isinstance(completion.stop_reason, str):
+                    # The end-of-turn token is not part of the answer's text; neither are its logprobs.
+                    logprobs = logprobs[:-1]
+                batch: list[Event] = [Delta(completion.text, n, logprobs)] if completion.text or n else []
                 if out.finished:
                     reason: FinishReason = "length" if completion.finish_reason == "length" else "stop"
                     token_ids = (*ids, *output_ids) if request.return_token_ids else None
@@ -185,6 +198,7 @@ class Engine:
             "presence_penalty": s.presence_penalty,
             "frequency_penalty": s.frequency_penalty,
             "repetition_penalty": s.repetition_penalty,
+            "logprobs": s.logprobs,
         }
         try:
             return SamplingParams(
@@ -195,6 +209,34 @@ class Engine:
             )
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(str(exc)) from exc
+
+
+def _logprobs(completion: Any, top: int | None) -> tuple[TokenLogprob, ...]:
+    """vLLM's per-position {token_id: Logprob} (sampled token plus the top ranks) as engine-neutral values."""
+    if top is None or not completion.logprobs:
+        return ()
+    out = []
+    for position, token_id in zip(range(len(completion.logprobs)), completion.token_ids, strict=False):
+        ranked = completion.logprobs[position]
+        chosen = ranked.get(token_id)
+        if chosen is None:
+            continue
+        alternatives = sorted(
+            (lp for lp in ranked.values() if lp.rank is not None and lp.rank <= top), key=lambda lp: lp.rank
+        )
+        out.append(
+            TokenLogprob(
+                chosen.decoded_token or "",
+                _finite(chosen.logprob),
+                tuple(TokenLogprob(lp.decoded_token or "", _finite(lp.logprob)) for lp in alternatives),
+            )
+        )
+    return tuple(out)
+
+
+def _finite(logprob: float) -> float:
+    # JSON has no -Infinity; a token the sampler could never pick is as unlikely as a float gets.
+    return logprob if math.isfinite(logprob) else -9999.0
 
 
 def fit_dimensions(vector: list[float], dimensions: int | None, normalize: bool) -> tuple[float, ...]:

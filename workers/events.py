@@ -33,13 +33,22 @@ class Sampling:
     # Guided decoding: exactly one of these may be set.
     json_schema: dict[str, Any] | None = None
     json_object: bool = False
+    # Per output token: its log-probability plus this many most likely alternatives (None: none).
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChatPrompt:
-    """Messages rendered by the model's own chat template inside the worker."""
+    """Messages rendered by the model's own chat template inside the worker.
+
+    Messages are OpenAI-shaped dicts whose `content` is always a string; assistant `tool_calls`
+    carry `function.arguments` as an object (what chat templates expect). `tools` are function
+    definitions the template renders (or, for a template without tool support, a system prompt
+    the worker adds).
+    """
 
     messages: tuple[dict[str, Any], ...]
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +81,21 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One output token's log-probability; `top` holds the most likely alternatives, best first."""
+
+    token: str
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
-    """New output text and how many tokens produced it."""
+    """New output text and how many tokens produced it (with their logprobs when asked)."""
 
     text: str
     tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

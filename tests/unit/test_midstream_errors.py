@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from router import stream
 from router.api_ollama import _ndjson
-from router.api_openai import _frames
+from router.api_openai import _chat_frames, _frames
 from router.generation import EventStream
 from router.inbox import Incoming
-from workers.events import Delta, Event, Final
+from router.tools import Reader, ToolCall
+from workers.events import Delta, Event, Final, TokenLogprob
 
 
 async def _dies() -> None:
@@ -34,14 +35,20 @@ def _collect(chunks: Callable[[], AsyncIterator[bytes]]) -> list[bytes]:
     return asyncio.run(run())
 
 
-def _final(text: str, f: Final) -> bytes:
+def _final(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob], f: Final) -> bytes:
     return b"final\n"
 
 
+def _chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
+    return stream.ollama_chat_chunk("m", "t", text)
+
+
+def _reader() -> Reader:
+    return Reader(lambda: "call_1")
+
+
 def test_ndjson_ends_with_an_error_line() -> None:
-    lines = _collect(
-        lambda: _ndjson(_events([Delta("Hel", 1)], _dies), lambda t: stream.ollama_chat_chunk("m", "t", t), _final)
-    )
+    lines = _collect(lambda: _ndjson(_events([Delta("Hel", 1)], _dies), _reader(), _chunk, _final))
     assert len(lines) == 2
     assert json.loads(lines[0])["message"]["content"] == "Hel"
     assert json.loads(lines[1]) == {"error": "the model's engine failed: EngineCore died"}
@@ -49,7 +56,12 @@ def test_ndjson_ends_with_an_error_line() -> None:
 
 def test_sse_ends_with_an_error_frame_then_done() -> None:
     chunks = stream.ChatChunks("id", 1, "m", include_usage=True)
-    frames = _collect(lambda: _frames(_events([Delta("Hel", 1)], _dies), chunks, chunks.content, chunks.role()))
+
+    def sse() -> AsyncIterator[bytes]:
+        events = _events([Delta("Hel", 1)], _dies)
+        return _frames([events], [_chat_frames(0, events, _reader(), chunks)], chunks)
+
+    frames = _collect(sse)
     assert frames[0] == chunks.role() and frames[1] == chunks.content("Hel")
     error = json.loads(frames[2][len(b"data: ") :])["error"]
     assert error["type"] == "api_error" and error["message"] == "the model's engine failed: EngineCore died"
@@ -57,5 +69,21 @@ def test_sse_ends_with_an_error_frame_then_done() -> None:
 
 
 def test_stream_that_ends_without_final_is_an_error() -> None:
-    lines = _collect(lambda: _ndjson(_events([Delta("x", 1)], _returns), lambda t: t.encode(), _final))
+    lines = _collect(lambda: _ndjson(_events([Delta("x", 1)], _returns), _reader(), _chunk, _final))
     assert json.loads(lines[-1]) == {"error": "the model's engine ended the stream without finishing"}
+
+
+def test_one_failing_choice_of_several_ends_the_stream_with_an_error() -> None:
+    chunks = stream.ChatChunks("id", 1, "m", include_usage=False)
+
+    def sse() -> AsyncIterator[bytes]:
+        ok = _events([Delta("fine", 1), Final("stop", 1, 1, 1, 1, 1)], _returns)
+        bad = _events([Delta("Hel", 1)], _dies)
+        sources = [_chat_frames(0, ok, _reader(), chunks), _chat_frames(1, bad, _reader(), chunks)]
+        return _frames([ok, bad], sources, chunks)
+
+    frames = _collect(sse)
+    assert frames[-1] == stream.DONE
+    assert json.loads(frames[-2][len(b"data: ") :])["error"]["message"] == "the model's engine failed: EngineCore died"
+    indexes = {json.loads(f[len(b"data: ") :])["choices"][0]["index"] for f in frames[:-2]}
+    assert indexes == {0, 1}  # both choices streamed, each under its own index

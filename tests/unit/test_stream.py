@@ -6,6 +6,8 @@ import pytest
 
 from router import stream
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, ModelNotFound, Overloaded
+from router.tools import ToolCall
+from workers.events import TokenLogprob
 
 T = "2024-07-22T20:47:51.147561Z"
 M = stream.OllamaMetrics(10, 2, 26, 130, 259, 4232, 2)
@@ -111,7 +113,7 @@ def test_server_timing_header() -> None:
 
 
 def test_non_streaming_bodies() -> None:
-    body = stream.chat_completion("chatcmpl-1", 5, "m", "Hello", "stop", 19, 10)
+    body = stream.chat_completion("chatcmpl-1", 5, "m", [stream.chat_choice(0, "Hello", [], "stop")], 19, 10)
     assert body == {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -128,8 +130,83 @@ def test_non_streaming_bodies() -> None:
         ],
         "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29},
     }
-    text = stream.text_completion("cmpl-1", 5, "m", "x", "length", 1, 2)
+    text = stream.text_completion("cmpl-1", 5, "m", [stream.completion_choice(0, "x", "length")], 1, 2)
     assert text["object"] == "text_completion" and text["choices"][0]["text"] == "x"
+
+
+CALL = ToolCall("call_abc", "get_weather", '{"city": "Tokyo"}')
+LP = TokenLogprob(" caf\u00e9", -0.25, (TokenLogprob(" caf\u00e9", -0.25), TokenLogprob(" tea", -1.5)))
+
+
+def test_chat_choice_with_tool_calls() -> None:
+    # A call and no text: content is null, as OpenAI sends it; text next to a call is kept.
+    assert stream.chat_choice(0, "", [CALL], "tool_calls")["message"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": [
+            {
+                "id": "call_abc",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Tokyo"}'},
+            }
+        ],
+    }
+    assert stream.chat_choice(1, "Let me check.", [CALL], "tool_calls")["message"]["content"] == "Let me check."
+
+
+def test_tool_call_deltas_carry_index_and_id_only_first() -> None:
+    c = stream.ChatChunks("id", 1, "m", include_usage=False)
+    start = json.loads(c.tool_call_start(0, "call_abc", "get_weather", index=2)[6:])["choices"][0]
+    more = json.loads(c.tool_call_arguments(0, '{"city"', index=2)[6:])["choices"][0]
+    assert start["index"] == 2 and start["finish_reason"] is None
+    assert start["delta"] == {
+        "tool_calls": [
+            {"index": 0, "id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+        ]
+    }
+    assert more["delta"] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"city"'}}]}
+    assert json.loads(c.finish("tool_calls", 0, index=2)[6:])["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_logprob_shapes() -> None:
+    token = {"token": " caf\u00e9", "logprob": -0.25, "bytes": [32, 99, 97, 102, 195, 169]}
+    assert stream.chat_logprobs([LP]) == {
+        "content": [token | {"top_logprobs": [token, {"token": " tea", "logprob": -1.5, "bytes": [32, 116, 101, 97]}]}],
+        "refusal": None,
+    }
+    assert json.loads(stream.ChatChunks("i", 1, "m", False).content("x", 0, [LP])[6:])["choices"][0]["logprobs"] == (
+        stream.chat_logprobs([LP])
+    )
+    two = [LP, TokenLogprob("!", -0.5)]
+    assert stream.completion_logprobs(two, 3) == {
+        "tokens": [" caf\u00e9", "!"],
+        "token_logprobs": [-0.25, -0.5],
+        "top_logprobs": [{" caf\u00e9": -0.25, " tea": -1.5}, {}],
+        "text_offset": [3, 8],
+    }
+
+
+def test_ollama_tool_calls_and_logprobs() -> None:
+    line = json.loads(stream.ollama_chat_chunk("m", T, "", [CALL], [LP], top=1))
+    assert line["message"] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "call_abc", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}
+        ],
+    }
+    assert line["logprobs"] == [
+        {
+            "token": " caf\u00e9",
+            "logprob": -0.25,
+            "bytes": [32, 99, 97, 102, 195, 169],
+            "top_logprobs": [{"token": " caf\u00e9", "logprob": -0.25, "bytes": [32, 99, 97, 102, 195, 169]}],
+        }
+    ]
+    # Without top_logprobs the key is absent; without logprobs the field is absent.
+    assert "top_logprobs" not in json.loads(stream.ollama_generate_chunk("m", T, "x", [LP]))["logprobs"][0]
+    assert "logprobs" not in json.loads(stream.ollama_generate_chunk("m", T, "x"))
 
 
 @pytest.mark.parametrize(
