@@ -11,7 +11,7 @@ Modes (OpenAI's `tool_choice`; Ollama's `/api/chat` is always `auto`):
 - a named function: guided decoding constrains the output to that function's `parameters` schema,
   so every model produces valid arguments; they stream as argument fragments.
 - `required`: guided decoding constrains the output to an array of `{"name", "arguments"}` objects
-  (one per call, `anyOf` the tools), parsed when the output ends.
+  (one per call, `anyOf` the tools); each call goes out whole as soon as its object closes.
 
 Readers turn text deltas into `Text`, `CallStart` and `CallArgs` pieces; a call's `id` travels only
 on its `CallStart`, as OpenAI's streamed deltas carry it only in the first delta of each call.
@@ -29,6 +29,7 @@ from typing import Any, Literal
 from router.errors import BadRequest
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_DECODER = json.JSONDecoder()
 Mode = Literal["none", "auto", "named", "required"]
 
 
@@ -190,22 +191,38 @@ class NamedReader(Reader):
 
 
 class RequiredReader(Reader):
-    """Guided output is a JSON array of `{"name", "arguments"}`; parsed whole at the end."""
+    """Guided output is a JSON array of `{"name", "arguments"}`: each call goes out once its object
+    is complete. Output cut short (max_tokens) keeps the calls completed before the cut."""
 
     def __init__(self, new_id: Callable[[], str], names: frozenset[str]) -> None:
         super().__init__(new_id)
         self._names = names
-        self._buffer: list[str] = []
+        self._text = ""
+        self._pos = 0  # where the next array item starts
+        self._opened = False
 
     def feed(self, text: str) -> list[Piece]:
-        self._buffer.append(text)
-        return []
+        self._text += text
+        pieces: list[Piece] = []
+        while True:
+            rest = self._text[self._pos :]
+            item = rest.lstrip(" \t\r\n," if self._opened else " \t\r\n")
+            if not item or item[0] == "]" or (not self._opened and item[0] != "["):
+                return pieces
+            start = self._pos + len(rest) - len(item)
+            if not self._opened:
+                self._opened, self._pos = True, start + 1
+                continue
+            try:
+                value, size = _DECODER.raw_decode(item)
+            except ValueError:
+                return pieces  # the item is not complete yet
+            self._pos = start + size
+            pieces += [p for name, args in _calls_in(value, self._names) for p in self._call(name, args)]
 
     def finish(self) -> list[Piece]:
-        text = "".join(self._buffer)
-        calls = _calls_in(_loads(text), self._names)
-        # Output cut short (max_tokens) is not a call; the client still gets what the model wrote.
-        return [p for name, args in calls for p in self._call(name, args)] if calls else [Text(text)] if text else []
+        # Not a single call (output cut before the first item closed): the client still gets the text.
+        return [] if self.calls or not self._text else [Text(self._text)]
 
 
 class AutoReader(Reader):

@@ -61,10 +61,16 @@ pytestmark = pytest.mark.integration
         ),
         (
             "/api/chat",
-            b'{"model": "smollm2", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": '
-            b'"function", "function": {"name": "f"}}]}',
+            b'{"model": "smollm2", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", '
+            b'"arguments": "{}"}}]}]}',
             400,
-            '"smollm2" does not support tools',
+            "json: cannot unmarshal string into Go value of type api.ToolCallFunctionArguments",
+        ),
+        (
+            "/api/generate",
+            b'{"model": "smollm2", "prompt": "hi", "options": {"num_ctx": 1000000}}',
+            400,
+            "num_ctx 1000000 exceeds the model's context length of 2048 tokens",
         ),
         (
             "/api/generate",

@@ -97,8 +97,17 @@ def test_required_parses_the_array_at_the_end() -> None:
         ToolCall("call_0", "get_time", "{}"),
         ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),
     ]
-    cut = plan([WEATHER], "required").reader(_ids())  # max_tokens cut the JSON short: it stays text
+    cut = plan([WEATHER], "required").reader(_ids())  # max_tokens cut the first call short: it stays text
     assert assemble(_run(cut, ['[{"name": "get_we'])) == ('[{"name": "get_we', [])
+
+
+def test_required_sends_each_call_when_its_object_closes() -> None:
+    reader = plan([WEATHER, TIME], "required").reader(_ids())
+    assert reader.feed(' [ {"name": "get_time", "arguments": {}') == []
+    assert reader.feed("}, ") == [CallStart(0, "call_0", "get_time"), CallArgs(0, "{}")]
+    # A second call cut by max_tokens: the first one stands.
+    assert reader.feed('{"name": "get_weather", "arguments": {"ci') == []
+    assert reader.finish() == [] and reader.calls == 1
 
 
 @pytest.mark.parametrize(
