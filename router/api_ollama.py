@@ -172,7 +172,7 @@ def _sampling(req: GenerateRequest | ChatRequest, record: ModelRecord) -> Sampli
     num_ctx = (req.options or {}).get("num_ctx")
     if isinstance(num_ctx, int | float) and num_ctx > record.context_length:
         # vLLM fixes the context window when the engine starts; a larger one cannot be honoured.
-        raise BadRequest(f"num_ctx {num_ctx:g} exceeds the model's context length of {record.context_length} tokens")
+        raise BadRequest(f"num_ctx {int(num_ctx)} exceeds the model's context length of {record.context_length} tokens")
     return replace(sampling, logprobs=(req.top_logprobs or 0) if req.logprobs else None)
 
 

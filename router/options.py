@@ -15,7 +15,7 @@ from workers.events import Sampling
 
 # Ollama's own defaults where neither the model nor the request says otherwise.
 _OLLAMA_BASE: Mapping[str, Any] = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
-_INTEGER = ("num_predict", "top_k", "seed")
+_INTEGER = ("num_predict", "top_k", "seed", "num_ctx")
 _NUMBER = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repeat_penalty")
 
 

@@ -67,12 +67,14 @@ class _Worker:
         self.calls = 0
         self.sent = 0
         self.call: asyncio.Task[None] | None = None
+        self.requests: list[GenerationRequest] = []
 
     @property
     def generate_to(self) -> _Worker:
         return self
 
     def remote(self, request: GenerationRequest, inbox: str) -> asyncio.Task[None]:
+        self.requests.append(request)
         self.call = asyncio.ensure_future(self._run(request, inbox))
         return self.call
 
@@ -198,3 +200,22 @@ def test_a_generation_past_its_time_limit_is_stopped(pause_s: float, timeout_s: 
 
     asyncio.run(run())
     assert worker.sent in sent  # stopped before the first batch, or between batches (never all four)
+
+
+@pytest.mark.parametrize(("seed", "seeds"), [(7, [7, 8, 9]), (None, [None, None, None])])
+def test_n_choices_are_independent_requests(seed: int | None, seeds: list[int | None]) -> None:
+    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0)
+    metrics = RouterMetrics()
+
+    async def run() -> list[str]:
+        generations, inbox = await _generations(worker, metrics)
+        request = GenerationRequest("r", TextPrompt("x"), Sampling(seed=seed))
+        streams = await generations.open_choices(_record(), request, 3, "openai", now_ns())
+        texts = [(await s.collect())[0] for s in streams]
+        assert inbox.open_count() == 0
+        return texts
+
+    assert asyncio.run(run()) == ["ok", "ok", "ok"]
+    assert sorted(r.sampling.seed or 0 for r in worker.requests) == sorted(s or 0 for s in seeds)
+    assert len({r.request_id for r in worker.requests}) == 3
+    assert metrics.registry.get_sample_value("herd_requests_in_flight", {"model": "m:1"}) == 0
