@@ -121,6 +121,7 @@ def _sampling(
         presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty,
         response_format=getattr(req, "response_format", None),
+        logit_bias=req.logit_bias,
     )
     return replace(sampling, logprobs=logprobs)
 

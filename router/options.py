@@ -55,6 +55,7 @@ def openai_sampling(
     presence_penalty: float | None,
     frequency_penalty: float | None,
     response_format: Mapping[str, Any] | None,
+    logit_bias: Mapping[str, float] | None = None,
 ) -> Sampling:
     _in_range("temperature", temperature, 0, 2)
     _in_range("top_p", top_p, 0, 1)
@@ -71,8 +72,20 @@ def openai_sampling(
         stop=_stop(stop),
         presence_penalty=presence_penalty,
         frequency_penalty=frequency_penalty,
+        logit_bias=_logit_bias(logit_bias),
         **_response_format(response_format),
     )
+
+
+def _logit_bias(value: Mapping[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """OpenAI's `{"token id": bias}` with biases in [-100, 100]."""
+    out = []
+    for key, bias in (value or {}).items():
+        if not str(key).isdigit():
+            raise BadRequest(f"logit_bias keys must be token ids, got {key!r}", param="logit_bias")
+        _in_range("logit_bias", bias, -100, 100)
+        out.append((int(key), float(bias)))
+    return tuple(out)
 
 
 def _integer(key: str, value: Any) -> int | None:

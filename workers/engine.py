@@ -204,6 +204,7 @@ class Engine:
             return SamplingParams(
                 **{k: v for k, v in kwargs.items() if v is not None},
                 stop=list(s.stop) or None,
+                logit_bias=dict(s.logit_bias) or None,
                 structured_outputs=guided,
                 output_kind=RequestOutputKind.DELTA,
             )

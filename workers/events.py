@@ -35,6 +35,8 @@ class Sampling:
     json_object: bool = False
     # Per output token: its log-probability plus this many most likely alternatives (None: none).
     logprobs: int | None = None
+    # (token id, bias added to its logit), as OpenAI's `logit_bias`.
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

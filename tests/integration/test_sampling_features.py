@@ -160,3 +160,13 @@ def test_suffix_needs_a_fill_in_the_middle_model(client: openai.OpenAI, herd: st
 def test_num_ctx_within_the_model_is_accepted(herd: str) -> None:
     r = ollama.Client(host=herd).generate(model=MODEL, prompt="hi", options={"num_ctx": 1024, "num_predict": 4})
     assert r.done
+
+
+def test_logit_bias_steers_tokens(client: openai.OpenAI, tokenizer: Any) -> None:
+    (banana,) = tokenizer.encode(" banana", add_special_tokens=False)
+    r = client.chat.completions.create(
+        model=MODEL, messages=ASK, temperature=0, max_tokens=4, logit_bias={str(banana): 100}
+    )
+    assert r.choices[0].message.content == " banana" * 4
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=2, logit_bias={"banana": 1})

@@ -119,6 +119,10 @@ def _openai(**kw: Any) -> Sampling:
             {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
             Sampling(temperature=1.0, top_p=1.0, json_schema={"type": "object"}),
         ),
+        (
+            {"logit_bias": {"42": -100, "7": 2.5}},
+            Sampling(temperature=1.0, top_p=1.0, logit_bias=((42, -100), (7, 2.5))),
+        ),
     ],
 )
 def test_openai_fields(kw: dict[str, Any], expected: Sampling) -> None:
@@ -134,6 +138,8 @@ def test_openai_fields(kw: dict[str, Any], expected: Sampling) -> None:
         ({"frequency_penalty": 3}, "frequency_penalty"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"response_format": {"type": "json_schema"}}, "response_format"),
+        ({"logit_bias": {"hello": 1}}, "logit_bias"),
+        ({"logit_bias": {"1": 101}}, "logit_bias"),
         ({"response_format": {"type": "xml"}}, "response_format"),
     ],
 )
