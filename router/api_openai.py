@@ -8,7 +8,8 @@ A failure after the first byte is one error frame, still followed by `[DONE]`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
@@ -193,16 +194,18 @@ def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:
     raise BadRequest("'prompt' must be a string, one string in a list, or a list of token ids", param="prompt")
 
 
-def _sse(streams: Sequence[EventStream], sources: list[AsyncIterator[bytes]], chunks: Any) -> StreamingResponse:
+def _sse(streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any) -> StreamingResponse:
     return StreamingResponse(_frames(streams, sources, chunks), media_type=SSE)
 
 
 async def _frames(
-    streams: Sequence[EventStream], sources: list[AsyncIterator[bytes]], chunks: Any
+    streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any
 ) -> AsyncIterator[bytes]:
     try:
-        async for frame in merge(sources):
-            yield frame
+        # Closed at once when the client leaves, so every choice's engine request stops now.
+        async with aclosing(merge(sources)) as frames:
+            async for frame in frames:
+                yield frame
         if chunks.include_usage:
             finals = [s.final for s in streams if s.final is not None]
             yield chunks.usage(finals[0].prompt_tokens, sum(f.output_tokens for f in finals))
@@ -215,7 +218,7 @@ async def _frames(
 
 async def _chat_frames(
     index: int, events: EventStream, reader: Reader, chunks: stream.ChatChunks
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """One choice: its role chunk, content or tool-call deltas (logprobs ride on content), its finish."""
     yield chunks.role(index)
     async for step in steps(events, reader):
@@ -236,7 +239,7 @@ async def _chat_frames(
 
 async def _text_frames(
     index: int, events: EventStream, chunks: stream.CompletionChunks, logprobs: bool
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     offset = 0
     async for step in steps(events, Reader(openai_call_id)):
         text = "".join(p.text for p in step.pieces if isinstance(p, Text))

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from router.generation import EventStream
@@ -71,18 +72,20 @@ async def collect_all(streams: Sequence[EventStream], readers: Sequence[Reader])
 _END = object()
 
 
-async def merge(sources: Sequence[AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
+async def merge(sources: Sequence[AsyncGenerator[bytes]]) -> AsyncGenerator[bytes]:
     """Frames of several sources in arrival order; a source's error ends the merge (re-raised)."""
     if len(sources) == 1:
-        async for frame in sources[0]:
-            yield frame
+        async with aclosing(sources[0]) as only:
+            async for frame in only:
+                yield frame
         return
     queue: asyncio.Queue[object] = asyncio.Queue()
 
-    async def pump(source: AsyncIterator[bytes]) -> None:
+    async def pump(source: AsyncGenerator[bytes]) -> None:
         try:
-            async for item in source:
-                queue.put_nowait(item)
+            async with aclosing(source) as items:
+                async for item in items:
+                    queue.put_nowait(item)
         except Exception as exc:
             queue.put_nowait(exc)
         else:

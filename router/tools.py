@@ -69,6 +69,7 @@ class ToolPlan:
     mode: Mode = "none"
     name: str | None = None
     schema: dict[str, Any] | None = None
+    single: bool = False  # `parallel_tool_calls: false`: at most one call
 
     def reader(self, new_id: Callable[[], str]) -> Reader:
         if self.mode == "named":
@@ -77,7 +78,7 @@ class ToolPlan:
         if self.mode == "required":
             return RequiredReader(new_id, self._names())
         if self.mode == "auto":
-            return AutoReader(new_id, self._names())
+            return AutoReader(new_id, self._names(), self.single)
         return Reader(new_id)
 
     def _names(self) -> frozenset[str]:
@@ -109,7 +110,7 @@ def plan(tools: Sequence[Any] | None, tool_choice: Any = None, parallel_tool_cal
     if not functions:
         raise BadRequest("tool_choice needs at least one function in 'tools'", param="tool_choice")
     if choice == "auto":
-        return ToolPlan(functions, "auto")
+        return ToolPlan(functions, "auto", single=parallel_tool_calls is False)
     if choice == "required":
         items = [_call_schema(f["function"]) for f in functions]
         schema: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"anyOf": items}}
@@ -232,9 +233,10 @@ class AutoReader(Reader):
     until it closes, and an answer that starts with `{` until the end.
     """
 
-    def __init__(self, new_id: Callable[[], str], names: frozenset[str]) -> None:
+    def __init__(self, new_id: Callable[[], str], names: frozenset[str], single: bool = False) -> None:
         super().__init__(new_id)
         self._names = names
+        self._single = single
         self._held = ""
         self._in_call = False
         self._wrote = False  # text (not just whitespace) already went out
@@ -269,13 +271,18 @@ class AutoReader(Reader):
         if self._in_call:  # a block the model never closed (it stopped first)
             return self._block(held, closed=False)
         if not self._wrote and (calls := _calls_in(_loads(held), self._names)):
-            return [p for name, args in calls for p in self._call(name, args)]
+            return self._calls(calls)
         return self._text(held)
 
     def _block(self, body: str, closed: bool = True) -> list[Piece]:
         calls = _calls_in(_loads(body), self._names)
         if not calls:
             return self._text(f"{OPEN}{body}{CLOSE if closed else ''}")
+        return self._calls(calls)
+
+    def _calls(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Piece]:
+        if self._single:  # the model went on calling after its one allowed call: drop the rest
+            calls = calls[: max(1 - self.calls, 0)]
         return [p for name, args in calls for p in self._call(name, args)]
 
     def _text(self, text: str) -> list[Piece]:

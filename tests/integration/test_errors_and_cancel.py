@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from urllib.parse import urlparse
@@ -154,6 +155,33 @@ def test_client_disconnect_aborts_engine_request(http: httpx.Client, herd: str) 
         while received.count(b'"done":false') < 3:
             received += sock.recv(4096)
         assert _unfinished(http) == 1
+    deadline = time.monotonic() + 10
+    while _unfinished(http) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _unfinished(http) == 0
+
+
+def test_client_disconnect_aborts_every_choice(http: httpx.Client, herd: str) -> None:
+    assert _unfinished(http) == 0
+    url = urlparse(herd)
+    body = json.dumps(
+        {
+            "model": "smollm2",
+            "messages": [{"role": "user", "content": "Write a very long story."}],
+            "n": 2,
+            "max_tokens": 1500,
+            "stream": True,
+        }
+    ).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(request)
+        received = b""
+        while received.count(b'"content":') < 8:
+            received += sock.recv(4096)
+        assert _unfinished(http) == 2
     deadline = time.monotonic() + 10
     while _unfinished(http) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from workers.engine import Engine, fit_dimensions
-from workers.events import EmbedRequest, InvalidRequest, PromptTooLong
+from workers.engine import Engine, _logprobs, fit_dimensions
+from workers.events import ChatPrompt, EmbedRequest, GenerationRequest, InvalidRequest, PromptTooLong, TokenLogprob
 
 CLS, SEP = 101, 102
 
@@ -102,3 +103,86 @@ def test_embed_raises_the_first_failure_itself_and_cancels_the_rest(monkeypatch:
     with pytest.raises(InvalidRequest, match="out of vocabulary"):
         asyncio.run(engine.embed(EmbedRequest("r", ((99999,), "a"))))
     assert cancelled == ["r-1"]
+
+
+class _ChatTokenizer(_Tokenizer):
+    """Renders what the chat template receives, so tests can see how tools reach it."""
+
+    def __init__(self, template: str) -> None:
+        self.chat_template = template
+        self.seen: list[tuple[list[dict[str, Any]], Any]] = []
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], tools: Any = None, **kw: Any) -> str:
+        self.seen.append((messages, tools))
+        if any(m["role"] == "bad" for m in messages):
+            raise ValueError("Conversation roles must alternate")
+        return " ".join(m["content"] for m in messages)
+
+
+def _chat_engine(template: str) -> tuple[Engine, _ChatTokenizer]:
+    tokenizer = _ChatTokenizer(template)
+
+    class Llm:
+        def get_tokenizer(self) -> _ChatTokenizer:
+            return tokenizer
+
+    return Engine(Llm(), 64), tokenizer
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+HISTORY = (
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {}}}]},
+    {"role": "tool", "content": "2", "name": "f", "tool_call_id": "c"},
+)
+
+
+def test_a_template_with_tools_gets_them_and_the_history_as_is() -> None:
+    engine, tokenizer = _chat_engine("{% if tools %}{{ tools }}{% endif %}")
+    engine.prompt_token_ids(GenerationRequest("r", ChatPrompt(HISTORY, (TOOL,))))
+    assert tokenizer.seen == [(list(HISTORY), [TOOL])]
+
+
+def test_a_template_without_tools_gets_a_tool_system_prompt() -> None:
+    engine, tokenizer = _chat_engine("{{ message['content'] }}")
+    engine.prompt_token_ids(GenerationRequest("r", ChatPrompt(HISTORY, (TOOL,))))
+    ((messages, tools),) = tokenizer.seen
+    assert tools is None and [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "<tools>" in messages[0]["content"] and "<tool_call>" in messages[2]["content"]
+    # Without tools or tool turns, the conversation is untouched.
+    engine.prompt_token_ids(GenerationRequest("r", ChatPrompt(HISTORY[:1])))
+    assert tokenizer.seen[-1] == ([HISTORY[0]], None)
+
+
+def test_a_template_that_refuses_the_conversation_is_a_client_error() -> None:
+    engine, _ = _chat_engine("")
+    with pytest.raises(InvalidRequest, match="chat template cannot render"):
+        engine.prompt_token_ids(GenerationRequest("r", ChatPrompt(({"role": "bad", "content": "x"},))))
+
+
+@dataclass
+class _Logprob:
+    logprob: float
+    rank: int | None
+    decoded_token: str | None
+
+
+@dataclass
+class _Completion:
+    token_ids: list[int]
+    logprobs: list[dict[int, _Logprob]] | None
+
+
+def test_logprobs_keep_the_sampled_token_and_the_top_ranks_in_order() -> None:
+    positions = [
+        # The sampled token (5) is the 3rd most likely; with top 2 it is not an alternative.
+        {5: _Logprob(-2.0, 3, " c"), 7: _Logprob(-0.1, 1, " a"), 9: _Logprob(-1.0, 2, " b")},
+        {4: _Logprob(float("-inf"), 1, "!")},
+    ]
+    out = _logprobs(_Completion([5, 4], positions), 2)
+    assert out == (
+        TokenLogprob(" c", -2.0, (TokenLogprob(" a", -0.1), TokenLogprob(" b", -1.0))),
+        TokenLogprob("!", -9999.0, (TokenLogprob("!", -9999.0),)),  # JSON has no -Infinity
+    )
+    assert _logprobs(_Completion([5], positions[:1]), None) == ()
+    assert _logprobs(_Completion([5], None), 0) == ()

@@ -150,6 +150,13 @@ def test_auto_reader(parts: list[str], text: str, calls: list[tuple[str, dict[st
     assert reader.calls == len(calls)
 
 
+def test_auto_reader_without_parallel_calls_keeps_the_first() -> None:
+    reader = plan([TIME], parallel_tool_calls=False).reader(_ids())
+    block = '<tool_call>{"name": "get_time", "arguments": {"tz": "%s"}}</tool_call>'
+    _, calls = assemble(_run(reader, [block % "UTC", block % "CET"]))
+    assert [json.loads(c.arguments) for c in calls] == [{"tz": "UTC"}]
+
+
 def test_auto_reader_releases_plain_text_as_it_streams() -> None:
     reader = plan([WEATHER]).reader(_ids())
     assert reader.feed("The weather ") == [Text("The weather ")]
