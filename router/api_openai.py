@@ -34,12 +34,14 @@ class OpenAIApi:
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         _unsupported(n=req.n, logprobs=req.logprobs, tools=req.tools and req.tool_choice != "none")
-        messages = tuple(
-            {"role": "system" if m.role == "developer" else m.role, "content": text_content(m.content)}
-            for m in req.messages
+        messages = record.chat_messages(
+            [
+                {"role": "system" if m.role == "developer" else m.role, "content": text_content(m.content)}
+                for m in req.messages
+            ]
         )
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages), _sampling(req, req.max_completion_tokens))
         events = await self._generations.open(record, greq, "openai", started)
@@ -56,7 +58,7 @@ class OpenAIApi:
     async def completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
         _unsupported(n=req.n, logprobs=req.logprobs, suffix=req.suffix, echo=req.echo)
         prompt, prefix = _completion_prompt(req.prompt)
@@ -73,10 +75,10 @@ class OpenAIApi:
         return _json_body(body, events, final)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(r) for r in self._catalog.records()]})
+        return JSONResponse({"object": "list", "data": [_model(r) for r in await self._catalog.records()]})
 
     async def model(self, request: Request) -> Response:
-        return JSONResponse(_model(self._catalog.resolve(request.path_params["model"])))
+        return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
 
 
 def _json_body(body: dict[str, Any], events: EventStream, final: Final) -> JSONResponse:
@@ -85,7 +87,7 @@ def _json_body(body: dict[str, Any], events: EventStream, final: Final) -> JSONR
 
 
 def _model(r: ModelRecord) -> dict[str, Any]:
-    return {"id": r.name.display, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
+    return {"id": r.name, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
 
 
 def _sampling(req: ChatCompletionRequest | CompletionRequest, max_completion_tokens: int | None) -> Sampling:
