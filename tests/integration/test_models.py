@@ -170,7 +170,7 @@ def test_deleting_names_in_use(herd: str, http: httpx.Client, pulled: str) -> No
         assert "response" in json.loads(next(lines))
         client.delete(pulled)
         last = json.loads(list(lines)[-1])
-    assert last["done"] is True and last["eval_count"] == 40
+    assert last["done"] is True and "error" not in last and last["eval_count"] > 1
     with pytest.raises(ollama.ResponseError):
         client.show(pulled)
     assert client.generate(model="child:test", prompt="Hi").eval_count == 4
