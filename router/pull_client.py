@@ -50,11 +50,11 @@ def _render(lines: Any, out: TextIO) -> int:
     return 0 if last_status == "success" else 1
 
 
-def progress_line(status: str, completed: int, total: int) -> str:
+def progress_line(status: str, completed: int, total: int, width: int = BAR_WIDTH) -> str:
     """`verifying sha256 digest  42% |████████      | 113 MB/270 MB`"""
     share = min(max(completed / total, 0.0), 1.0)
-    filled = round(share * BAR_WIDTH)
-    bar = "█" * filled + " " * (BAR_WIDTH - filled)
+    filled = round(share * width)
+    bar = "█" * filled + " " * (width - filled)
     return f"{status} {share:4.0%} |{bar}| {_size(completed)}/{_size(total)}"
 
 
