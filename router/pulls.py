@@ -105,13 +105,15 @@ def _parameter_size(info: WeightsInfo) -> str:
     return f"{params:.0f}"
 
 
-def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress) -> ModelRecord:
-    """Blocking: make the weights loadable and describe them (runs in a thread)."""
+def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress, store_id: str | None = None) -> ModelRecord:
+    """Blocking: make the weights loadable and describe them (runs in a thread). A GGUF is
+    converted into `store_dir/<store_id>` (default: the name's deployment id)."""
     name = parse_name(spec.name)
     if spec.source.hf and not Path(spec.source.hf).expanduser().exists():
         _require_hub(spec.source.hf)  # config models at start; pulls checked before their job
+    store_id = store_id or name.deployment_id
     try:
-        path = prepare(spec.source, store_dir, name.deployment_id, progress=lambda text: progress({"status": text}))
+        path = prepare(spec.source, store_dir, store_id, progress=lambda text: progress({"status": text}))
     except SourceError as exc:
         raise BadRequest(str(exc)) from exc
 
@@ -169,25 +171,33 @@ class PullJobs:
         running = self._by_name.get(key)
         if running is not None and not self._jobs[running].done:
             return running
-        spec = spec_for(name, source, self._config, await self._catalog.find(name))
+        current = await self._catalog.find(name)
+        spec = spec_for(name, source, self._config, current)
+        # Pulling a catalog model again re-verifies its weights; the record keeps its identity
+        # (deployment, aliases, Modelfile defaults), even for a model derived from another.
+        refresh = current if current is not None and current.spec.source == spec.source else None
         if spec.source.hf and not Path(spec.source.hf).expanduser().exists():
             await asyncio.to_thread(_require_hub, spec.source.hf)
         job_id = uuid.uuid4().hex
         job = PullJob(name)
         self._jobs[job_id], self._by_name[key] = job, job_id
         job.add({"status": "pulling manifest"})
-        self._tasks.add(task := asyncio.create_task(self._run(job, spec, overrides or {})))
+        self._tasks.add(task := asyncio.create_task(self._run(job, spec, refresh, overrides or {})))
         task.add_done_callback(self._tasks.discard)
         return job_id
 
-    async def _run(self, job: PullJob, spec: ModelSpec, overrides: dict[str, Any]) -> None:
+    async def _run(self, job: PullJob, spec: ModelSpec, refresh: ModelRecord | None, overrides: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         try:
 
             def progress(event: dict[str, Any]) -> None:
                 loop.call_soon_threadsafe(job.add, event)
 
-            record = await asyncio.to_thread(prepare_record, spec, self._store_dir, progress)
+            store_id = refresh.deployment_id if refresh else None
+            record = await asyncio.to_thread(prepare_record, spec, self._store_dir, progress, store_id)
+            if refresh is not None:
+                weights = ("model_path", "size", "digest", "modified_ns")
+                record = refresh.model_copy(update={f: getattr(record, f) for f in weights})
             record = record.model_copy(update=overrides)
             job.add({"status": "writing manifest"})
             await self._catalog.put(record)

