@@ -145,7 +145,9 @@ def _run_cluster(
     print(f"herd: starting engines for {', '.join(r.name for r in always_on) or 'no always-on model'}", flush=True)
     hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
     manager: Any = (
-        ray.remote(num_cpus=0)(ModelManager).options(name=MANAGER_NAME).remote(settings, config, redis_url, hub)
+        ray.remote(num_cpus=0, max_restarts=-1)(ModelManager)
+        .options(name=MANAGER_NAME)
+        .remote(settings, config, redis_url, hub)
     )
     ray.get(manager.start.remote())
     ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
