@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ import aiohttp
 import httpx
 
 from bench.load import _pct
+from router.catalog import Catalog, ModelRecord
+from router.names import parse_name
+from router.redis_server import EmbeddedRedis
+from router.store import CatalogStore
+from workers.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "synthetic:tokens"
@@ -46,30 +52,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(port: int, interval_s: float) -> None:
-    """Ray Serve with the real router over the synthetic source (this process is the driver)."""
+def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
+    """Ray Serve with the real router over the synthetic source (this process is the driver).
+    The source is registered in a private Redis as a loaded model, as the model manager would."""
     from ray import serve
 
     from bench.synthetic import SyntheticTokenSource
-    from router.catalog import ModelRecord
     from router.cli import start_cluster
-    from router.names import parse_name
     from router.serving import bind_router
     from router.settings import Settings
-    from workers.spec import ModelSpec
 
     settings = Settings(port=port)
+    redis = EmbeddedRedis(data_dir)
+    url = redis.start()
+    record = ModelRecord(
+        name=MODEL,
+        deployment_id=parse_name(MODEL).deployment_id,
+        spec=ModelSpec(name=MODEL, source={"hf": "synthetic (no weights)"}, max_ongoing_requests=100_000),
+        model_path="synthetic (no weights)",
+        size=0,
+        digest="synthetic",
+        modified_ns=0,
+        context_length=2048,
+    )
+    asyncio.run(_register(url, record))
     start_cluster(settings)
-    spec = ModelSpec(name=MODEL, source={"hf": "synthetic (no weights)"}, max_ongoing_requests=100_000)
-    record = ModelRecord(parse_name(MODEL), spec, size=0, digest="synthetic", modified_ns=0, context_length=2048)
     source = serve.deployment(
         name=record.deployment_id,
         max_ongoing_requests=100_000,
         ray_actor_options={"num_cpus": 0.1},
         logging_config=settings.serve_logging(),
     )(SyntheticTokenSource)
-    app = bind_router(settings, [record], {record.deployment_id: source.bind(interval_s)}, None)
-    serve.run(app, name="router-only", route_prefix="/")
+    serve.run(source.bind(interval_s), name=record.deployment_id, route_prefix=None)
+    serve.run(bind_router(settings, url, None, None), name="router-only", route_prefix=None)
+    return redis
+
+
+async def _register(url: str, record: ModelRecord) -> None:
+    store = CatalogStore.from_url(url)
+    await Catalog(store).put(record)
+    await store.set_loaded(record.deployment_id, {"name": record.name, "always_on": True})
+    await store.close()
 
 
 async def one(session: aiohttp.ClientSession, url: str, tokens: int, interval_s: float) -> Stream:
@@ -154,7 +177,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16, help="tokens per stream")
     args = parser.parse_args()
     port = free_port()
-    start(port, args.interval)
+    redis = start(port, args.interval, Path(tempfile.mkdtemp(prefix="herd-router-only-")))
     base = f"http://127.0.0.1:{port}"
     asyncio.run(drive(base, 10, 2, args.interval))  # warm-up
     report: dict[str, Any] = {"args": vars(args), "runs": {}}
@@ -168,6 +191,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "router_only.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
+    redis.stop()
 
 
 def _diff(before: str, after: str) -> str:

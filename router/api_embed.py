@@ -30,13 +30,13 @@ class EmbedApi:
     async def ollama_embed(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ollama.EmbedRequest, await request.body())
-        record = self._embedding_model(request, req.model)
+        record = await self._embedding_model(request, req.model)
         texts = embeddings.ollama_inputs(req.input)
         if not texts:
             return _json({"model": req.model, "embeddings": []})
         dims = embeddings.ollama_dimensions(req.dimensions)
         embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
-        result = await self._generations.embed(record, embed)
+        result = await self._generations.embed(record, embed, req.keep_alive)
         total = max(now_ns() - started, result.worker_ns + 1)
         outside_worker = total - result.worker_ns
         body = embeddings.ollama_embed_body(req.model, result.vectors, total, outside_worker, result.prompt_tokens)
@@ -46,19 +46,18 @@ class EmbedApi:
         """Legacy: one prompt, and (as in Ollama) the vector is not normalised."""
         started = now_ns()
         req = parse_json_body(ollama.EmbeddingsRequest, await request.body())
-        record = self._embedding_model(request, req.model)
+        record = await self._embedding_model(request, req.model)
         if not req.prompt:
             return _json({"embedding": []})
-        result = await self._generations.embed(
-            record, EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
-        )
+        legacy = EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
+        result = await self._generations.embed(record, legacy, req.keep_alive)
         return _json({"embedding": list(result.vectors[0])}, result, now_ns() - started - result.worker_ns)
 
     async def openai_embeddings(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(openai.EmbeddingRequest, await request.body())
         embeddings.openai_check(req.encoding_format, req.dimensions)
-        record = self._embedding_model(request, req.model)
+        record = await self._embedding_model(request, req.model)
         inputs = embeddings.openai_inputs(req.input)
         # OpenAI never truncates silently: an over-long input is a 400 (context_length_exceeded).
         embed = EmbedRequest(new_request_id(), tuple(inputs), truncate=False, dimensions=req.dimensions)
@@ -66,8 +65,8 @@ class EmbedApi:
         body = embeddings.openai_body(req.model, result.vectors, req.encoding_format, result.prompt_tokens)
         return _json(body, result, now_ns() - started - result.worker_ns)
 
-    def _embedding_model(self, request: Request, requested: str) -> ModelRecord:
-        record = self._catalog.resolve_for(request, requested)
+    async def _embedding_model(self, request: Request, requested: str) -> ModelRecord:
+        record = await self._catalog.resolve_for(request, requested)
         record.require_embedding(requested)
         return record
 

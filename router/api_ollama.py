@@ -1,4 +1,4 @@
-"""Ollama native API: `/api/generate`, `/api/chat` and the discovery endpoints.
+"""Ollama native API: `/api/generate`, `/api/chat` and `/api/version` (models: router/api_models.py).
 
 Handlers parse, build one engine-neutral `GenerationRequest`, and render events with the pure
 encoders in `router.stream`. Errors before the first byte become a real status (app-level
@@ -22,7 +22,7 @@ from router.errors import BadRequest, EngineError, HerdError
 from router.generation import EventStream, Generations, new_request_id, now_ns
 from router.options import ollama_sampling
 from router.protocol.body import parse_json_body
-from router.protocol.ollama import ChatRequest, GenerateRequest, Message, ShowRequest
+from router.protocol.ollama import ChatRequest, GenerateRequest, Message
 from router.template import render
 from router.tools import Piece, Reader, Text, ToolCall, ToolPlan, assemble, history_tool_calls, ollama_call_id, plan
 from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt, TokenLogprob
@@ -62,10 +62,10 @@ class OllamaApi:
     async def generate(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
         if not req.prompt and not req.context:
-            return _loaded(req.model, req.keep_alive, chat=False)
+            return await self._load(record, req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
         _check_features(req.model, req.think, req.top_logprobs, images=req.images, insert=req.suffix)
@@ -77,7 +77,7 @@ class OllamaApi:
             prefix_token_ids=tuple(req.context or ()),
             return_token_ids=not req.raw,
         )
-        events = await self._generations.open(record, greq, "ollama", started)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
@@ -93,15 +93,15 @@ class OllamaApi:
     async def chat(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         if not req.messages:
-            return _loaded(req.model, req.keep_alive, chat=True)
+            return await self._load(record, req.model, req.keep_alive, chat=True)
         images = [image for m in req.messages for image in m.images or ()]
         _check_features(req.model, req.think, req.top_logprobs, images=images)
         tools = plan(req.tools)
         greq = GenerationRequest(new_request_id(), _chat_prompt(req, record, tools), _sampling(req, record))
-        events = await self._generations.open(record, greq, "ollama", started)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
@@ -113,23 +113,19 @@ class OllamaApi:
 
         return await _respond(req.stream, events, tools.reader(ollama_call_id), chunk, final)
 
-    async def tags(self, request: Request) -> Response:
-        return JSONResponse({"models": [_tag_entry(r) for r in self._catalog.records()]})
-
-    async def ps(self, request: Request) -> Response:
-        models = []
-        for r in self._catalog.records():
-            entry = _tag_entry(r)
-            del entry["modified_at"]
-            # Replicas stay up for the life of the cluster until keep_alive lands (issue #3).
-            entry |= {"expires_at": "2318-01-01T00:00:00Z", "size_vram": 0, "context_length": r.context_length}
-            models.append(entry)
-        return JSONResponse({"models": models})
-
-    async def show(self, request: Request) -> Response:
-        req = parse_json_body(ShowRequest, await request.body())
-        record = self._catalog.resolve(req.target)
-        return JSONResponse(_show(record))
+    async def _load(self, record: ModelRecord, model: str, keep_alive: Any, *, chat: bool) -> Response:
+        """Empty prompt/messages: Ollama loads the model (or with keep_alive 0 unloads it) and
+        answers one object, even when streaming."""
+        leases = self._generations.leases
+        unload = leases.keep_alive_ns(keep_alive) == 0
+        if unload:
+            await leases.unload(record)
+        else:
+            await leases.load(record, leases.keep_alive_ns(keep_alive))
+        body: dict[str, Any] = {"model": model, "created_at": created_at()}
+        body |= {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
+        body |= {"done": True, "done_reason": "unload" if unload else "load"}
+        return JSONResponse(body)
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": self._version})
@@ -148,27 +144,20 @@ def _check_features(model: str, think: bool | str | None, top_logprobs: int | No
             raise BadRequest(f'"{model}" does not support {feature}')
 
 
-def _loaded(model: str, keep_alive: Any, *, chat: bool) -> Response:
-    """Empty prompt/messages: Ollama loads the model and answers one object, even when streaming."""
-    unload = keep_alive in (0, "0", "0s", "0m")
-    body: dict[str, Any] = {"model": model, "created_at": created_at()}
-    body |= {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
-    body |= {"done": True, "done_reason": "unload" if unload else "load"}
-    return JSONResponse(body)
-
-
 def _generate_prompt(req: GenerateRequest, record: ModelRecord) -> ChatPrompt | TextPrompt:
     if req.raw:
         return TextPrompt(req.prompt)
-    system = req.system if req.system is not None else record.spec.system
-    if req.template:
-        return TextPrompt(render(req.template, {"System": system, "Prompt": req.prompt}))
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": req.prompt}]
-    return ChatPrompt(tuple(messages))
+    system = req.system if req.system is not None else record.system
+    template = req.template or record.template
+    if template:
+        return TextPrompt(render(template, {"System": system or "", "Prompt": req.prompt}))
+    head = [{"role": "system", "content": system}] if system else []
+    return ChatPrompt((*head, *record.messages, {"role": "user", "content": req.prompt}))
 
 
 def _sampling(req: GenerateRequest | ChatRequest, record: ModelRecord) -> Sampling:
-    sampling = ollama_sampling(req.options, req.format, base=record.spec.defaults)
+    sampling = ollama_sampling(req.options, req.format, base=record.parameters)
+    # Only the request's own num_ctx: a Modelfile's larger default must not refuse every request.
     num_ctx = (req.options or {}).get("num_ctx")
     if isinstance(num_ctx, int | float) and num_ctx > record.context_length:
         # vLLM fixes the context window when the engine starts; a larger one cannot be honoured.
@@ -177,10 +166,7 @@ def _sampling(req: GenerateRequest | ChatRequest, record: ModelRecord) -> Sampli
 
 
 def _chat_prompt(req: ChatRequest, record: ModelRecord, tools: ToolPlan) -> ChatPrompt:
-    messages = [_message(m) for m in req.messages]
-    if record.spec.system and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": record.spec.system})
-    return ChatPrompt(tuple(messages), tools.tools)
+    return ChatPrompt(record.chat_messages([_message(m) for m in req.messages]), tools.tools)
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -224,45 +210,3 @@ async def _ndjson(events: EventStream, reader: Reader, chunk: Chunk, final: Fina
         yield stream.ollama_error(err)
     except Exception as exc:  # never leave a client hanging without a final line
         yield stream.ollama_error(EngineError(str(exc)))
-
-
-def _tag_entry(r: ModelRecord) -> dict[str, Any]:
-    return {
-        "name": r.name.display,
-        "model": r.name.display,
-        "modified_at": stream.rfc3339_nano(r.modified_ns),
-        "size": r.size,
-        "digest": r.digest,
-        "details": _details(r),
-    }
-
-
-def _details(r: ModelRecord) -> dict[str, Any]:
-    return {
-        "parent_model": "",
-        "format": "safetensors",
-        "family": r.spec.family,
-        "families": [r.spec.family] if r.spec.family else None,
-        "parameter_size": r.spec.parameter_size,
-        "quantization_level": r.spec.quantization_level,
-    }
-
-
-def _show(r: ModelRecord) -> dict[str, Any]:
-    arch = r.spec.family or "llama"
-    params = "\n".join(f"{k:<30} {v}" for k, v in r.spec.defaults.items())
-    return {
-        "license": "",
-        "modelfile": f"# Modelfile generated by herd\nFROM {r.name.display}\n",
-        "parameters": params,
-        # The model renders prompts with its own (Jinja) chat template; there is no Go template to show.
-        "template": "",
-        "system": r.spec.system,
-        "details": _details(r),
-        "model_info": {
-            "general.architecture": arch,
-            f"{arch}.context_length": r.context_length,
-        },
-        "capabilities": r.capabilities,
-        "modified_at": stream.rfc3339_nano(r.modified_ns),
-    }

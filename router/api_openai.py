@@ -38,11 +38,12 @@ class OpenAIApi:
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ChatCompletionRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
         sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools, req)
-        greq = GenerationRequest(new_request_id(), ChatPrompt(_messages(req.messages), tools.tools), sampling)
+        messages = record.chat_messages(_messages(req.messages))
+        greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
         streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
         readers = [tools.reader(openai_call_id) for _ in streams]
         rid, created = stream.new_id("chatcmpl-"), int(time.time())
@@ -61,7 +62,7 @@ class OpenAIApi:
     async def completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
-        record = self._catalog.resolve_for(request, req.model)
+        record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "generate")
         if req.suffix:
             raise BadRequest(
@@ -89,10 +90,10 @@ class OpenAIApi:
         return _json_body(stream.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(r) for r in self._catalog.records()]})
+        return JSONResponse({"object": "list", "data": [_model(r) for r in await self._catalog.records()]})
 
     async def model(self, request: Request) -> Response:
-        return JSONResponse(_model(self._catalog.resolve(request.path_params["model"])))
+        return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
 
 
 def _json_body(body: dict[str, Any], streams: Sequence[EventStream]) -> JSONResponse:
@@ -107,7 +108,7 @@ def _usage(answers: Sequence[Answer]) -> tuple[int, int]:
 
 
 def _model(r: ModelRecord) -> dict[str, Any]:
-    return {"id": r.name.display, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
+    return {"id": r.name, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
 
 
 def _sampling(
@@ -163,7 +164,7 @@ def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
     return bool(req.stream_options and req.stream_options.include_usage)
 
 
-def _messages(messages: Sequence[ChatMessage]) -> tuple[dict[str, Any], ...]:
+def _messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     """OpenAI messages for the chat template: `developer` is the system role, tool calls carry
     argument objects, and a tool result without `name` takes it from the call it answers."""
     names: dict[str, str] = {}
@@ -180,7 +181,7 @@ def _messages(messages: Sequence[ChatMessage]) -> tuple[dict[str, Any], ...]:
             message["tool_call_id"] = m.tool_call_id
             message["name"] = m.name or names.get(m.tool_call_id, "")
         out.append(message)
-    return tuple(out)
+    return out
 
 
 def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router import stream
 from router.api_embed import EmbedApi
+from router.api_models import ModelsApi
 from router.api_ollama import OllamaApi
 from router.api_openai import OpenAIApi
 from router.catalog import Catalog
@@ -33,12 +35,20 @@ LOCAL_ORIGINS = (
 )
 
 
-def create_app(settings: Settings, catalog: Catalog, generations: Generations, metrics: ClusterMetrics) -> Starlette:
-    """The HTTP app. `generations` reaches the worker deployments; nothing here is global."""
+def create_app(
+    settings: Settings,
+    catalog: Catalog,
+    generations: Generations,
+    metrics: ClusterMetrics,
+    manager: Any | None = None,
+) -> Starlette:
+    """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
+    actor) pulls models; nothing here is global."""
     ollama = OllamaApi(catalog, generations, settings.ollama_version)
+    models_api = ModelsApi(catalog, manager)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse(await generations.stats())
+        return JSONResponse(await generations.stats(list(await catalog.store.loaded())))
 
     document = openapi_document(settings.ollama_version)
 
@@ -49,9 +59,15 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         return JSONResponse({"status": "ok"})  # the process answers; engines are /ready's concern
 
     async def ready(request: Request) -> Response:
-        states = await generations.readiness()
-        models = {r.name.display: states.get(r.deployment_id, "not ready: no worker") for r in catalog.records()}
-        if all(state == "ready" for state in models.values()):
+        """Ready when every always-on model answers; other models load on their first request."""
+        records = await catalog.records()
+        loaded = await catalog.store.loaded()
+        states = await generations.readiness([d for d in loaded if any(r.deployment_id == d for r in records)])
+        models = {
+            r.name: states.get(r.deployment_id, "not ready: loading" if r.spec.always_on else "unloaded")
+            for r in records
+        }
+        if all(state in ("ready", "unloaded") for state in models.values()):
             return JSONResponse({"status": "ready", "models": models})
         return JSONResponse({"status": "not ready", "models": models}, status_code=503, headers={"Retry-After": "5"})
 
@@ -65,9 +81,13 @@ def create_app(settings: Settings, catalog: Catalog, generations: Generations, m
         Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
         Route("/api/generate", ollama.generate, methods=["POST"]),
         Route("/api/chat", ollama.chat, methods=["POST"]),
-        Route("/api/tags", ollama.tags, methods=["GET", "HEAD"]),
-        Route("/api/show", ollama.show, methods=["POST"]),
-        Route("/api/ps", ollama.ps, methods=["GET"]),
+        Route("/api/tags", models_api.tags, methods=["GET", "HEAD"]),
+        Route("/api/show", models_api.show, methods=["POST"]),
+        Route("/api/ps", models_api.ps, methods=["GET"]),
+        Route("/api/pull", models_api.pull, methods=["POST"]),
+        Route("/api/create", models_api.create, methods=["POST"]),
+        Route("/api/copy", models_api.copy, methods=["POST"]),
+        Route("/api/delete", models_api.delete, methods=["DELETE"]),
         Route("/api/embed", embed.ollama_embed, methods=["POST"]),
         Route("/api/embeddings", embed.ollama_embeddings, methods=["POST"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),

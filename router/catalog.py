@@ -1,40 +1,63 @@
-"""Model records and the names that resolve to them.
+"""Model records and the names that resolve to them, read through from the shared Redis store.
 
-This catalog is built from the cluster config at start-up and is read-only; every router replica
-gets the same records. (Issue #3 moves it into Redis for pull/create/copy/delete.)
+Every router replica keeps a copy of the catalog and checks the store's version counter on each
+lookup (one Redis round trip), so a model created, copied or deleted through any replica is seen
+by all of them on their next request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from router.errors import BadRequest, ModelNotFound
 from router.names import ModelName, parse_name
+from router.store import CatalogStore
 from workers.spec import ModelSpec
 
+# What /api/create sets on a record (the rest describes the weights it runs on).
+MODELFILE_FIELDS = ("parent", "system", "template", "parameters", "messages", "license")
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """One served model as clients see it."""
 
-    name: ModelName
+class ModelRecord(BaseModel):
+    """One model as clients see it: the weights it runs on (`deployment_id`, `spec`) and the
+    defaults its Modelfile sets. Models created FROM another share its deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Display name, e.g. 'smollm2:135m'.")
+    aliases: tuple[str, ...] = ()
+    deployment_id: str
     spec: ModelSpec
+    model_path: str = Field(description="What vLLM loads: a local folder or a hub id.")
     size: int
     digest: str
     modified_ns: int
     context_length: int
-    aliases: tuple[ModelName, ...] = field(default=())
+    embedding_length: int = 0
+    parent: str = Field("", description="The model this one was created from.")
+    system: str | None = None
+    template: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    messages: tuple[dict[str, str], ...] = ()
+    license: tuple[str, ...] = ()
 
     @property
-    def deployment_id(self) -> str:
-        return self.name.deployment_id
+    def model_name(self) -> ModelName:
+        return parse_name(self.name)
 
     @property
     def capabilities(self) -> list[str]:
         return ["embedding"] if self.spec.kind == "embed" else ["completion"]
+
+    def chat_messages(self, messages: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+        """A request's messages after the model's SYSTEM default (unless the request has its own
+        system message) and MESSAGE history, in Ollama's order."""
+        has_system = any(m["role"] == "system" for m in messages)
+        head = [] if has_system or not self.system else [{"role": "system", "content": self.system}]
+        return (*head, *self.messages, *messages)
 
     def require_generation(self, requested: str, endpoint: str) -> None:
         """Embedding models cannot chat or generate: Ollama's 400 text, not an engine failure."""
@@ -50,25 +73,53 @@ class ModelRecord:
 class Catalog:
     """Resolves Ollama names (case-insensitive, default namespace and tag) to records."""
 
-    def __init__(self, records: Iterable[ModelRecord]) -> None:
-        self._records = list(records)
-        self._by_key: dict[str, ModelRecord] = {}
-        for record in self._records:
-            for name in (record.name, *record.aliases):
-                self._by_key[name.key] = record
+    def __init__(self, store: CatalogStore) -> None:
+        self.store = store
+        self._version = -1
+        self._records: dict[str, ModelRecord] = {}
+        self._names: dict[str, str] = {}
 
-    def resolve_for(self, request: Request, text: str) -> ModelRecord:
+    async def refresh(self) -> None:
+        version = await self.store.version()
+        if version == self._version:
+            return
+        version, records, names = await self.store.snapshot()
+        self._records = {key: ModelRecord.model_validate_json(raw) for key, raw in records.items()}
+        self._names, self._version = names, version
+
+    async def resolve_for(self, request: Request, text: str) -> ModelRecord:
         """`resolve`, also noting the model on the request: the label of its `herd_requests_total`."""
-        record = self.resolve(text)
-        request.state.model = record.name.display
+        record = await self.resolve(text)
+        request.state.model = record.name
         return record
 
-    def resolve(self, text: str) -> ModelRecord:
+    async def resolve(self, text: str) -> ModelRecord:
         """The record for a request's `model` string; raises ModelNotFound (or BadRequest if malformed)."""
-        record = self._by_key.get(parse_name(text).key)
+        key = parse_name(text).key
+        await self.refresh()
+        record = self._records.get(self._names.get(key, ""))
         if record is None:
             raise ModelNotFound(text)
         return record
 
-    def records(self) -> list[ModelRecord]:
-        return list(self._records)
+    async def find(self, text: str) -> ModelRecord | None:
+        try:
+            return await self.resolve(text)
+        except ModelNotFound:
+            return None
+
+    async def records(self) -> list[ModelRecord]:
+        await self.refresh()
+        return sorted(self._records.values(), key=lambda r: r.name)
+
+    async def put(self, record: ModelRecord) -> None:
+        """Register `record` under its name and aliases (replacing a record of the same name)."""
+        key = record.model_name.key
+        await self.store.put(key, record.model_dump_json(), [key, *(parse_name(a).key for a in record.aliases)])
+
+    async def remove(self, text: str) -> ModelRecord:
+        """Remove a name (an alias, or a model with all its aliases); ModelNotFound if there is none."""
+        removed, _ = await self.store.remove(parse_name(text).key)
+        if removed is None:
+            raise ModelNotFound(text)
+        return ModelRecord.model_validate_json(removed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -10,15 +11,19 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
-from router.catalog import ModelRecord
+from router.catalog import MODELFILE_FIELDS, Catalog, ModelRecord
 from router.config import ClusterConfig, ConfigError, default_config, load_config
 from router.errors import HerdError
-from router.names import ModelName, parse_name
+from router.lifecycle import MANAGER_NAME, ModelManager
+from router.pull_client import pull_command
+from router.pulls import prepare_record
+from router.redis_server import EmbeddedRedis, RedisUnavailable
 from router.settings import Settings
-from workers.sources import SourceError, describe, prepare
+from router.store import CatalogStore
 from workers.telemetry import HUB_NAME, MetricsHub
 
 
@@ -29,17 +34,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_p.add_argument("--config", type=Path, help="cluster config YAML (default: the embedded CPU default)")
     serve_p.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve_p.add_argument("--port", type=int, help="port (default 11434)")
+    pull_p = sub.add_parser("pull", help="pull a model into a running Herd's catalog, with progress")
+    pull_p.add_argument("model", help="model name, e.g. smollm2:135m")
+    pull_p.add_argument("--source", help="local GGUF file or HF folder, package:<module>/<path>, or hf:<repo id>")
+    pull_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
     args = parser.parse_args(argv)
+    if args.command == "pull":
+        return pull_command(args.model, args.source, args.host)
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
     try:
         config = load_config(settings.config) if settings.config else default_config()
         ensure_port_free(settings.host, settings.port)
-        prepared = prepare_models(config, settings.store_dir)
-    except (ConfigError, SourceError) as exc:
+    except ConfigError as exc:
         print(f"herd: {exc}", file=sys.stderr)
         return 2
-    return serve(settings, prepared)
+    return serve(settings, config)
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -54,32 +64,25 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def prepare_models(config: ClusterConfig, store: Path) -> list[tuple[ModelRecord, str]]:
-    """Make every model loadable (converting GGUF once) and describe it for the catalog."""
-    prepared = []
+async def register_config_models(store: CatalogStore, config: ClusterConfig, store_dir: Path) -> list[ModelRecord]:
+    """Put the config's models in the catalog (converting GGUF once). A config model a user
+    re-created with /api/create keeps the Modelfile defaults they gave it."""
+    records = []
+    catalog = Catalog(store)
     for spec in config.models:
-        name = _name(spec.name)
-        path = prepare(spec.source, store, name.deployment_id, progress=lambda text: print(f"herd: {text}", flush=True))
-        info = describe(path)
-        context = int(spec.engine.get("max_model_len") or info.context_length or 2048)
-        record = ModelRecord(
-            name=name,
-            spec=spec,
-            size=info.size,
-            digest=info.digest,
-            modified_ns=info.modified_ns or time.time_ns(),
-            context_length=context,
-            aliases=tuple(_name(a) for a in spec.aliases),
-        )
-        prepared.append((record, path))
-    return prepared
+        record = await asyncio.to_thread(prepare_record, spec, store_dir, _print_progress)
+        existing = await catalog.find(record.name)
+        if existing is not None and existing.parent and existing.deployment_id == record.deployment_id:
+            record = record.model_copy(update={f: getattr(existing, f) for f in MODELFILE_FIELDS})
+        await catalog.put(record)
+        records.append(record)
+    await store.reset_runtime()
+    return records
 
 
-def _name(text: str) -> ModelName:
-    try:
-        return parse_name(text)
-    except HerdError as exc:
-        raise ConfigError(f"model name {text!r}: {exc.message}") from exc
+def _print_progress(event: dict[str, Any]) -> None:
+    if "completed" not in event:  # the per-chunk hashing lines are for `herd pull`'s bar
+        print(f"herd: {event['status']}", flush=True)
 
 
 def start_cluster(settings: Settings) -> None:
@@ -106,19 +109,49 @@ def start_cluster(settings: Settings) -> None:
     ray_serve.start(http_options={"location": "NoServer"}, logging_config=settings.serve_logging())
 
 
-def serve(settings: Settings, prepared: list[tuple[ModelRecord, str]]) -> int:
+def serve(settings: Settings, config: ClusterConfig) -> int:
+    started = time.monotonic()
+    redis = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
+    try:
+        redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
+        store = CatalogStore.from_url(redis_url)
+        records = asyncio.run(_with_store(store, register_config_models(store, config, settings.store_dir)))
+        return _run_cluster(settings, config, redis_url, records, started)
+    except (RedisUnavailable, HerdError) as exc:
+        print(f"herd: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+async def _with_store(store: CatalogStore, work: Coroutine[Any, Any, list[ModelRecord]]) -> list[ModelRecord]:
+    try:
+        return await work
+    finally:
+        await store.close()
+
+
+def _run_cluster(
+    settings: Settings, config: ClusterConfig, redis_url: str, records: list[ModelRecord], started: float
+) -> int:
     import ray
     from ray import serve as ray_serve
 
-    from router.serving import build_application
+    from router.serving import bind_router
 
-    started = time.monotonic()
     start_cluster(settings)
-    names = ", ".join(record.name.display for record, _ in prepared)
-    print(f"herd: starting engines for {names}", flush=True)
+    always_on = [r for r in records if r.spec.always_on]
+    print(f"herd: starting engines for {', '.join(r.name for r in always_on) or 'no always-on model'}", flush=True)
     hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
-    app = build_application(settings, prepared, hub)
-    ray_serve.run(app, name="herd", route_prefix=None)
+    manager: Any = (
+        ray.remote(num_cpus=0, max_restarts=-1)(ModelManager)
+        .options(name=MANAGER_NAME)
+        .remote(settings, config, redis_url, hub)
+    )
+    ray.get(manager.start.remote())
+    ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
+    ray_serve.run(bind_router(settings, redis_url, manager, hub), name="herd", route_prefix=None)
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
         " (Ollama API under /api, OpenAI API under /v1)",

@@ -15,6 +15,15 @@ class ClusterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: list[ModelSpec] = Field(min_length=1, description="Models served by this cluster.")
+    pull_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="ModelSpec fields for models pulled at run time (engine, replicas, gpus_per_replica, ...).",
+    )
+
+    def library(self) -> list[ModelSpec]:
+        """Models `pull` knows by name alone: this config's, then the embedded default's."""
+        names = {m.name for m in self.models}
+        return [*self.models, *(m for m in default_config().models if m.name not in names)]
 
 
 class ConfigError(Exception):
@@ -34,6 +43,7 @@ def default_config() -> ClusterConfig:
                 parameter_size="135M",
                 quantization_level="BF16",
                 engine={"max_model_len": 2048, "dtype": "bfloat16", "enforce_eager": True},
+                always_on=True,
             ),
             ModelSpec(
                 name="all-minilm:l6-v2",
@@ -46,8 +56,11 @@ def default_config() -> ClusterConfig:
                 cpus_per_replica=0.5,
                 # 256 is the length the model was trained for (its sentence-transformers max_seq_length).
                 engine={"max_model_len": 256, "dtype": "float32", "enforce_eager": True},
+                always_on=True,
             ),
-        ]
+        ],
+        # vLLM's CPU backend: bf16 weights, no CUDA graphs, and a context the 1 GiB KV cache holds.
+        pull_defaults={"engine": {"max_model_len": 2048, "dtype": "bfloat16", "enforce_eager": True}},
     )
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
@@ -19,6 +19,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from router.catalog import ModelRecord
 from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost, TimedOut
 from router.inbox import EventInbox, Incoming
+from router.leases import Lease, Leases
 from router.metrics import GenerationObserver, RouterMetrics
 from workers.events import (
     Delta,
@@ -74,6 +75,7 @@ class EventStream:
     _rest: Incoming
     started_ns: int = 0
     _observer: GenerationObserver | None = None
+    _lease: Lease | None = None
     final: Final | None = field(default=None)
     _first_token_ns: int = 0
     _last_token_ns: int = 0
@@ -112,6 +114,8 @@ class EventStream:
             self._rest.release()
             if self._observer is not None:
                 self._observer.closed()
+            if self._lease is not None:
+                self._lease.release()
         if self.final is None:
             raise EngineError("the model's engine ended the stream without finishing")
 
@@ -132,23 +136,35 @@ class EventStream:
         self.cancel()
         if self._observer is not None:
             self._observer.closed()
+        if self._lease is not None:
+            self._lease.release()
 
 
 class Generations:
     """Routes generation requests to worker deployments and records the router's added time."""
 
     def __init__(
-        self, workers: Mapping[str, Any], metrics: RouterMetrics, inbox: EventInbox, timeout_s: float = 600.0
+        self,
+        workers: Handles,
+        metrics: RouterMetrics,
+        inbox: EventInbox,
+        leases: Leases,
+        timeout_s: float = 600.0,
     ) -> None:
         self._workers = workers
         self._metrics = metrics
         self._inbox = inbox
+        self.leases = leases
         self._timeout_ns = int(timeout_s * 1e9)
 
-    async def open(self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int) -> EventStream:
-        """`started_ns` is when the request reached the router, so parsing counts as router time."""
-        handle = self._handle(record)
-        observer = self._metrics.generation(record.name.display, api)
+    async def open(
+        self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int, keep_alive: Any = None
+    ) -> EventStream:
+        """`started_ns` is when the request reached the router, so parsing counts as router time.
+        The model is loaded first if it is not (Ollama's `keep_alive` then says for how long)."""
+        lease = await self.leases.acquire(record, keep_alive)
+        handle = self._handle(record, lease)
+        observer = self._metrics.generation(record.name, api)
         deadline = started_ns + self._timeout_ns
         try:
             try:
@@ -160,8 +176,9 @@ class Generations:
                 incoming, first = await self._start(handle, retry, deadline)
         except BaseException:
             observer.closed()
+            lease.release()
             raise
-        return EventStream(first, incoming, started_ns, observer)
+        return EventStream(first, incoming, started_ns, observer, lease)
 
     async def open_choices(
         self, record: ModelRecord, request: GenerationRequest, n: int, api: str, started_ns: int
@@ -196,36 +213,71 @@ class Generations:
         incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
         return incoming, await _first_batch(incoming)
 
-    async def embed(self, record: ModelRecord, request: EmbedRequest) -> EmbedResult:
-        handle = self._handle(record)
+    async def embed(self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None) -> EmbedResult:
+        lease = await self.leases.acquire(record, keep_alive)
+        handle = self._handle(record, lease)
         try:
             result: EmbedResult = await handle.embed.remote(request)
         except Exception as exc:
             raise map_error(exc) from exc
+        finally:
+            lease.release()
         return result
 
-    def _handle(self, record: ModelRecord) -> Any:
-        handle = self._workers.get(record.deployment_id)
-        if handle is None:
-            raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+    def _handle(self, record: ModelRecord, lease: Lease) -> Any:
+        try:
+            handle = self._workers.get(record.deployment_id)
+            if handle is None:
+                raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        except BaseException:
+            lease.release()
+            raise
         return handle
 
-    async def readiness(self, timeout_s: float = 5.0) -> dict[str, str]:
+    async def readiness(self, deployment_ids: list[str], timeout_s: float = 5.0) -> dict[str, str]:
         """Per deployment: "ready" when one of its replicas' engines answers within `timeout_s`."""
 
-        async def probe(handle: Any) -> str:
+        async def probe(deployment_id: str) -> str:
             try:
-                await asyncio.wait_for(handle.ping.remote(), timeout_s)
+                await asyncio.wait_for(self._workers.get(deployment_id).ping.remote(), timeout_s)
             except Exception as exc:
                 return f"not ready: {map_error(exc).message}"
             return "ready"
 
-        states = await asyncio.gather(*(probe(handle) for handle in self._workers.values()))
-        return dict(zip(self._workers, states, strict=True))
+        states = await asyncio.gather(*(probe(d) for d in deployment_ids))
+        return dict(zip(deployment_ids, states, strict=True))
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, deployment_ids: list[str]) -> dict[str, Any]:
         """Engine counters of one replica per model (requests the engine still holds, process id)."""
-        return {deployment_id: await handle.stats.remote() for deployment_id, handle in self._workers.items()}
+        return {d: await self._workers.get(d).stats.remote() for d in deployment_ids}
+
+
+class Handles(Protocol):
+    """Ray Serve handles by deployment id (`ServeHandles`; a dict of doubles in unit tests)."""
+
+    def get(self, deployment_id: str) -> Any: ...
+
+
+class ServeHandles:
+    """Each model's worker is its own Serve application named by its deployment id (see
+    router/lifecycle.py); a handle stays valid while its application stops and starts again."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Any] = {}
+
+    def get(self, deployment_id: str) -> Any:
+        from ray import serve
+
+        handle = self._handles.get(deployment_id)
+        if handle is None:
+            try:
+                handle = serve.get_deployment_handle(deployment_id, app_name=deployment_id)
+            except KeyError:  # unloaded between the lease and here
+                raise Overloaded(
+                    "the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S
+                ) from None
+            self._handles[deployment_id] = handle
+        return handle
 
 
 async def _first_batch(incoming: Incoming) -> list[Event]:

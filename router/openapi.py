@@ -21,7 +21,13 @@ OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] 
                   ollama.ChatRequest, (NDJSON, JSON)),
     "/api/tags": ("get", "Models in the catalog", None, (JSON,)),
     "/api/show": ("post", "One model's details, parameters and model_info", ollama.ShowRequest, (JSON,)),
-    "/api/ps": ("get", "Loaded models", None, (JSON,)),
+    "/api/ps": ("get", "Loaded models and when each unloads", None, (JSON,)),
+    "/api/pull": ("post", "Register a model from a source, with progress (NDJSON, or the last object)",
+                  ollama.PullRequest, (NDJSON, JSON)),
+    "/api/create": ("post", "Create a model from a Modelfile or JSON fields (status stream)",
+                    ollama.CreateRequest, (NDJSON, JSON)),
+    "/api/copy": ("post", "Copy a model to a new name (empty 200)", ollama.CopyRequest, ()),
+    "/api/delete": ("delete", "Delete a model name (empty 200)", ollama.DeleteRequest, ()),
     "/api/embed": ("post", "Ollama embeddings (L2-normalised)", ollama.EmbedRequest, (JSON,)),
     "/api/embeddings": ("post", "Legacy Ollama embeddings (one prompt)", ollama.EmbeddingsRequest, (JSON,)),
     "/v1/chat/completions": ("post", "OpenAI chat completions (SSE with stream:true)",
@@ -34,7 +40,7 @@ OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] 
     "/herd/stats": ("get", "Requests one engine replica of each model still holds", None, (JSON,)),
     "/metrics": ("get", "Prometheus metrics of the whole cluster", None, ("text/plain",)),
     "/health": ("get", "The router process answers", None, (JSON,)),
-    "/ready": ("get", "200 when every model has an engine that answers, else 503", None, (JSON,)),
+    "/ready": ("get", "200 when every always-on model has an engine that answers, else 503", None, (JSON,)),
 }  # fmt: skip
 
 

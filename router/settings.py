@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERD_")
+    model_config = SettingsConfigDict(env_prefix="HERD_", populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address the HTTP proxy binds (Ollama's default).")
     port: int = Field(11434, description="Port for both APIs (Ollama's default).")
@@ -25,6 +25,19 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra CORS origins (like OLLAMA_ORIGINS); local origins are always allowed."
     )
     router_replicas: int = Field(1, ge=1, description="Router (ingress) replicas.")
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "HERD_REDIS_URL"),
+        description="Shared Redis (catalog, loaded models); unset starts a private redis-server in data_dir.",
+    )
+    keep_alive: str = Field(
+        "5m",
+        validation_alias=AliasChoices("HERD_KEEP_ALIVE", "OLLAMA_KEEP_ALIVE"),
+        description="How long a model stays loaded after its last request, unless the request says (Ollama's 5m).",
+    )
+    load_timeout_s: float = Field(
+        180, gt=0, description="How long a request waits for its model's replicas to start before a 503."
+    )
     request_timeout_s: float = Field(
         600, gt=0, description="A generation still running after this long is stopped (504, or an in-band error)."
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workers.spec import SourceSpec
 
@@ -113,23 +114,49 @@ class WeightsInfo:
     digest: str
     modified_ns: int
     context_length: int | None
+    # From the HF config.json: `model_type`, hidden size, dtype, and whether it generates text
+    # (a *ForCausalLM-style head) or only encodes (embedding models).
+    family: str = ""
+    embedding_length: int = 0
+    dtype: str = ""
+    generative: bool = True
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+GENERATIVE_HEADS = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")
 
 
-def describe(model: str) -> WeightsInfo:
-    """Size, content digest and context length of a prepared local model (zeros for a hub id)."""
+HashProgress = Callable[[int, int], None]
+
+
+def describe(model: str, on_bytes: HashProgress | None = None) -> WeightsInfo:
+    """Size, content digest and context length of a prepared local model (zeros for a hub id).
+
+    `on_bytes(done, total)` follows the hashing, which reads every weight byte once.
+    """
     root = Path(model)
     if not root.exists():
         return WeightsInfo(0, "0" * 64, 0, None)
+    config = _hf_config(root)
     files = sorted(p for p in (root.rglob("*") if root.is_dir() else [root]) if p.suffix in WEIGHT_SUFFIXES)
     size = sum(p.stat().st_size for p in files)
     modified = max((p.stat().st_mtime_ns for p in files), default=root.stat().st_mtime_ns)
-    return WeightsInfo(size, _cached_digest(root, files, size, modified), modified, _context_length(root))
+    digest = _cached_digest(root, files, size, modified, on_bytes or (lambda done, total: None))
+    context = config.get("max_position_embeddings")
+    architectures = config.get("architectures") or []
+    return WeightsInfo(
+        size,
+        digest,
+        modified,
+        context if isinstance(context, int) else None,
+        family=str(config.get("model_type", "")),
+        embedding_length=int(config.get("hidden_size") or 0),
+        dtype=str(config.get("torch_dtype") or config.get("dtype") or ""),
+        generative=not architectures or any(a.endswith(GENERATIVE_HEADS) for a in architectures),
+    )
 
 
-def _cached_digest(root: Path, files: list[Path], size: int, modified: int) -> str:
+def _cached_digest(root: Path, files: list[Path], size: int, modified: int, on_bytes: HashProgress) -> str:
     # Hashing hundreds of MB on every start is slow, so the digest is cached beside the weights
     # and trusted while their total size and newest mtime are unchanged.
     cache = (root if root.is_dir() else root.parent) / f".herd-digest-{root.name}"
@@ -137,14 +164,18 @@ def _cached_digest(root: Path, files: list[Path], size: int, modified: int) -> s
     try:
         text = cache.read_text()
         if text.startswith(stamp):
+            on_bytes(size, size)
             return text[len(stamp) :]
     except OSError:
         pass
     sha = hashlib.sha256()
+    done = 0
     for path in files:
         with path.open("rb") as fh:
             while chunk := fh.read(1 << 22):
                 sha.update(chunk)
+                done += len(chunk)
+                on_bytes(done, size)
     digest = sha.hexdigest()
     try:
         cache.write_text(stamp + digest)
@@ -153,9 +184,9 @@ def _cached_digest(root: Path, files: list[Path], size: int, modified: int) -> s
     return digest
 
 
-def _context_length(root: Path) -> int | None:
+def _hf_config(root: Path) -> dict[str, Any]:
     config = root / "config.json"
     if not config.is_file():
-        return None
-    value = json.loads(config.read_text()).get("max_position_embeddings")
-    return int(value) if isinstance(value, int) else None
+        return {}
+    loaded = json.loads(config.read_text())
+    return loaded if isinstance(loaded, dict) else {}

@@ -65,6 +65,10 @@ class ModelSpec(BaseModel):
         default_factory=dict, description="Default Ollama options for this model (like Modelfile PARAMETER lines)."
     )
     system: str = Field("", description="Default system prompt (like a Modelfile SYSTEM line).")
+    always_on: bool = Field(
+        False,
+        description="Load at start and never unload; otherwise replicas start on demand and stop after keep_alive.",
+    )
 
     @model_validator(mode="after")
     def _replica_range(self) -> ModelSpec:

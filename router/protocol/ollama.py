@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Wire(BaseModel):
@@ -89,3 +89,54 @@ class EmbeddingsRequest(_Wire):
     prompt: str = ""
     options: dict[str, Any] | None = None
     keep_alive: str | float | None = None
+
+
+class PullRequest(_Wire):
+    model: str = ""
+    name: str = ""  # the legacy field
+    insecure: bool = False
+    stream: bool = True
+    # Herd extension: where the weights come from when the name alone does not say (see README).
+    source: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name
+
+
+class CreateRequest(_Wire):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    model: str = ""
+    name: str = ""  # the legacy field
+    from_: str | None = Field(None, alias="from")
+    files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+    template: str | None = None
+    license: str | list[str] | None = None
+    system: str | None = None
+    parameters: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] | None = None
+    quantize: str | None = None
+    stream: bool = True
+    # The older forms: a Modelfile's text, or its path on the server.
+    modelfile: str | None = None
+    path: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name
+
+
+class CopyRequest(_Wire):
+    source: str = ""
+    destination: str = ""
+
+
+class DeleteRequest(_Wire):
+    model: str = ""
+    name: str = ""  # the legacy field
+
+    @property
+    def target(self) -> str:
+        return self.model or self.name

@@ -40,12 +40,27 @@ def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
+def shared_store() -> Path:
+    """The model store every test Herd shares, so GGUF conversion happens once per machine."""
+    store = Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd")) / "models"
+    store.mkdir(parents=True, exist_ok=True)
+    return store
+
+
 @contextmanager
-def start_herd(work: Path, *args: str) -> Iterator[str]:
-    """`herd serve [args]` on a free port, logging to `work/serve.log`; stopped on exit."""
+def start_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`herd serve [args]` on a free port, logging to `work/serve.log`; stopped on exit.
+
+    Its data directory (catalog Redis) is `work/data` unless `env` gives HERD_DATA_DIR; the
+    model store inside it is the shared one.
+    """
     port = _free_port()
     log_path = work / "serve.log"
-    env = {**os.environ, "HERD_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    data = work / "data"
+    if not data.exists():
+        data.mkdir()
+        (data / "models").symlink_to(shared_store())
+    env = {**os.environ, "HERD_PORT": str(port), "PYTHONUNBUFFERED": "1", "HERD_DATA_DIR": str(data), **(env or {})}
     herd_bin = Path(sys.executable).with_name("herd")
     log = log_path.open("w")
     proc = subprocess.Popen([str(herd_bin), "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -84,5 +99,4 @@ def tokenizer(herd: str) -> Any:
     """The model's tokenizer, loaded independently of the server, to check reported counts."""
     from transformers import AutoTokenizer
 
-    store = Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd")) / "models" / "smollm2--135m"
-    return AutoTokenizer.from_pretrained(str(store))
+    return AutoTokenizer.from_pretrained(str(shared_store() / "smollm2--135m"))

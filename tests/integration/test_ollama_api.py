@@ -189,12 +189,12 @@ def test_discovery_endpoints(http: httpx.Client, herd: str) -> None:
     assert all(p.isdigit() for p in (major, minor, patch))
     client = ollama.Client(host=herd)
     tags = client.list()
-    assert [m.model for m in tags.models] == ["smollm2:135m", "all-minilm:l6-v2"]
-    entry = tags.models[0]
+    assert {"smollm2:135m", "all-minilm:l6-v2"} <= {m.model for m in tags.models}
+    entry = next(m for m in tags.models if m.model == MODEL)
     assert entry.size and entry.size > 100_000_000 and entry.digest and entry.details.family == "llama"
     show = client.show("smollm2")
     assert show.modelinfo["llama.context_length"] == 2048
     assert "completion" in (show.capabilities or [])
-    ps = client.ps()
-    assert ps.models[0].model == "smollm2:135m" and ps.models[0].expires_at is not None
+    loaded = {m.model: m for m in client.ps().models}
+    assert loaded[MODEL].expires_at is not None and loaded[MODEL].context_length == 2048
     assert client.show("all-minilm").capabilities == ["embedding"]

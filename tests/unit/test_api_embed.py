@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from router.app import create_app
-from router.catalog import Catalog, ModelRecord
-from router.generation import Generations
-from router.inbox import EventInbox
-from router.metrics import ClusterMetrics, RouterMetrics
-from router.names import parse_name
-from router.settings import Settings
+from tests.unit.support import app, record, seed
 from workers.events import EmbedRequest, EmbedResult, PromptTooLong
-from workers.spec import ModelSpec
 
 TOO_LONG = "the input length exceeds the context length"
 
@@ -47,26 +42,20 @@ class _RayTaskError(PromptTooLong):
         self.cause = cause
 
 
-def _record(name: str, kind: str) -> ModelRecord:
-    spec = ModelSpec(name=name, source={"hf": "/x"}, kind=kind)  # type: ignore[arg-type]
-    return ModelRecord(parse_name(name), spec, 0, "d", 0, 256)
+Client = Callable[[_Handle], TestClient]
 
 
-def _client(handle: _Handle) -> TestClient:
-    records = [_record("mini:1", "embed"), _record("chat:1", "generate")]
-    workers = {"mini--1": handle, "chat--1": object()}
-    app = create_app(
-        Settings(),
-        Catalog(records),
-        Generations(workers, RouterMetrics(), EventInbox()),
-        ClusterMetrics(RouterMetrics(), None, "test"),
-    )
-    return TestClient(app)
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Client]:
+    """A TestClient held open (one event loop, so the app's Redis connections stay usable)."""
+    seed(redis_url, [record("mini:1", "embed", 256), record("chat:1", "generate", 256)])
+    with ExitStack() as stack:
+        yield lambda handle: stack.enter_context(TestClient(app(redis_url, {"mini--1": handle, "chat--1": object()})))
 
 
-def test_ollama_embed_maps_fields_and_renders_the_body() -> None:
+def test_ollama_embed_maps_fields_and_renders_the_body(client: Client) -> None:
     handle = _Handle()
-    r = _client(handle).post("/api/embed", json={"model": "mini:1", "input": ["a", "b"], "truncate": False})
+    r = client(handle).post("/api/embed", json={"model": "mini:1", "input": ["a", "b"], "truncate": False})
     assert r.status_code == 200 and "worker;dur=0.001" in r.headers["server-timing"]
     body = r.json()
     assert body["model"] == "mini:1" and body["embeddings"] == [[0.6, 0.8], [0.6, 0.8]]
@@ -75,17 +64,17 @@ def test_ollama_embed_maps_fields_and_renders_the_body() -> None:
     assert req.inputs == ("a", "b") and not req.truncate and req.normalize and req.dimensions is None
 
 
-def test_legacy_embeddings_ask_for_raw_vectors() -> None:
+def test_legacy_embeddings_ask_for_raw_vectors(client: Client) -> None:
     handle = _Handle()
-    r = _client(handle).post("/api/embeddings", json={"model": "mini:1", "prompt": "a"})
+    r = client(handle).post("/api/embeddings", json={"model": "mini:1", "prompt": "a"})
     assert r.json() == {"embedding": [0.6, 0.8]}
     assert handle.embed.requests[0].normalize is False
 
 
-def test_openai_embeddings_never_truncate_and_encode_base64() -> None:
+def test_openai_embeddings_never_truncate_and_encode_base64(client: Client) -> None:
     handle = _Handle()
     body = {"model": "mini:1", "input": [[5, 6]], "encoding_format": "base64", "dimensions": 2}
-    r = _client(handle).post("/v1/embeddings", json=body)
+    r = client(handle).post("/v1/embeddings", json=body)
     assert r.json()["data"] == [{"object": "embedding", "index": 0, "embedding": "mpkZP83MTD8="}]
     (req,) = handle.embed.requests
     assert req.inputs == ((5, 6),) and not req.truncate and req.dimensions == 2
@@ -126,18 +115,20 @@ def test_openai_embeddings_never_truncate_and_encode_base64() -> None:
         ),
     ],
 )
-def test_errors_render_per_protocol(path: str, body: dict[str, Any], status: int, expected: dict[str, Any]) -> None:
+def test_errors_render_per_protocol(
+    path: str, body: dict[str, Any], status: int, expected: dict[str, Any], client: Client
+) -> None:
     handle = _Handle(fail=_RayTaskError(PromptTooLong(TOO_LONG)))
-    r = _client(handle).post(path, json=body)
+    r = client(handle).post(path, json=body)
     assert r.status_code == status and r.json() == expected
 
 
-def test_empty_ollama_input_does_not_reach_the_worker() -> None:
+def test_empty_ollama_input_does_not_reach_the_worker(client: Client) -> None:
     handle = _Handle()
-    client = _client(handle)
-    assert client.post("/api/embed", json={"model": "mini:1", "input": []}).json() == {
+    http = client(handle)
+    assert http.post("/api/embed", json={"model": "mini:1", "input": []}).json() == {
         "model": "mini:1",
         "embeddings": [],
     }
-    assert client.post("/api/embeddings", json={"model": "mini:1"}).json() == {"embedding": []}
+    assert http.post("/api/embeddings", json={"model": "mini:1"}).json() == {"embedding": []}
     assert handle.embed.requests == []

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from router.app import create_app
-from router.catalog import Catalog, ModelRecord
-from router.generation import Generations
-from router.inbox import EventInbox
-from router.metrics import ClusterMetrics, RouterMetrics, merge_expositions
-from router.names import parse_name
-from router.settings import Settings
-from workers.spec import ModelSpec
+from router.metrics import RouterMetrics, merge_expositions
+from tests.unit.support import app, record, seed
 
 
-def test_requests_are_counted_with_route_templates() -> None:
-    record = ModelRecord(parse_name("m:1"), ModelSpec(name="m:1", source={"gguf": "/x.gguf"}), 0, "d", 0, 2048)
+def test_requests_are_counted_with_route_templates(redis_url: str) -> None:
+    seed(redis_url, [record("m:1")])
     metrics = RouterMetrics()
-    app = create_app(
-        Settings(), Catalog([record]), Generations({}, metrics, EventInbox()), ClusterMetrics(metrics, None, "test")
-    )
-    with TestClient(app) as client:
+    with TestClient(app(redis_url, {}, metrics)) as client:
         assert client.get("/api/tags").status_code == 200
         assert client.get("/v1/models/m:1").status_code == 200
         assert client.post("/api/chat", json={"model": "nope"}).status_code == 404
         assert client.post("/v1/chat/completions", content=b"{").status_code == 400
         assert client.get("/nowhere").status_code == 404
-        # A resolved model labels the request, even when no engine serves it (500 here: no worker).
+        # A resolved model labels the request, even when no engine serves it (500 here: no worker handle).
         chat = {"model": "m:1", "messages": [{"role": "user", "content": "x"}]}
         assert client.post("/api/chat", json=chat).status_code == 500
         assert client.post("/api/embed", json={"model": "m:1", "input": "x"}).status_code == 400
@@ -74,17 +65,12 @@ def test_merge_labels_each_replica_and_counts_replicas() -> None:
     assert 'herd_replicas{model="m:1"} 2.0' in text
 
 
-def test_openapi_documents_every_route_with_its_request_schema() -> None:
-    app = create_app(
-        Settings(),
-        Catalog([]),
-        Generations({}, RouterMetrics(), EventInbox()),
-        ClusterMetrics(RouterMetrics(), None, "t"),
-    )
-    with TestClient(app) as client:
+def test_openapi_documents_every_route_with_its_request_schema(redis_url: str) -> None:
+    documented = app(redis_url, {})
+    with TestClient(documented) as client:
         doc = client.get("/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
-    routes = {r.path.replace("{model:path}", "{model}") for r in app.routes} - {"/openapi.json"}  # type: ignore[attr-defined]
+    routes = {r.path.replace("{model:path}", "{model}") for r in documented.routes} - {"/openapi.json"}  # type: ignore[attr-defined]
     assert set(doc["paths"]) == routes
     chat = doc["paths"]["/api/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert chat == {"$ref": "#/components/schemas/ChatRequest"}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from ray.exceptions import ActorDiedError
@@ -20,11 +20,12 @@ from router.errors import (
 )
 from router.generation import Generations, map_error, now_ns
 from router.inbox import EventInbox
+from router.leases import Leases
 from router.metrics import RouterMetrics
-from router.names import parse_name
+from router.store import CatalogStore
+from tests.unit.support import record, seed
 from workers.channel import EventSender
 from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
-from workers.spec import ModelSpec
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,9 @@ from workers.spec import ModelSpec
         ),
     ],
 )
-def test_worker_errors_map_to_client_errors(exc: Exception, kind: type[HerdError], status: int, message: str) -> None:
+def test_worker_errors_map_to_client_errors(
+    exc: Exception, kind: type[HerdError], status: int, message: str, make_generations: MakeGenerations
+) -> None:
     err = map_error(exc)
     assert type(err) is kind and err.status == status and err.message == message
     assert (err.retry_after is not None) == (status == 503)
@@ -93,19 +96,30 @@ class _Worker:
             self.sent += 1  # counted once the sender has handed it on and asks for the next
 
 
-async def _generations(
-    worker: _Worker, metrics: RouterMetrics, timeout_s: float = 600.0
-) -> tuple[Generations, EventInbox]:
-    inbox = EventInbox()
-    await inbox.start("127.0.0.1")
-    return Generations({"m--1": worker}, metrics, inbox, timeout_s), inbox
+MakeGenerations = Callable[..., Awaitable[tuple[Generations, EventInbox]]]
+
+
+@pytest.fixture
+def make_generations(redis_url: str) -> MakeGenerations:
+    """Generations over one worker double for model "m:1", loaded in the test's Redis."""
+    seed(redis_url, [_record()])
+
+    async def make(worker: _Worker, metrics: RouterMetrics, timeout_s: float = 600.0) -> tuple[Generations, EventInbox]:
+        inbox = EventInbox()
+        await inbox.start("127.0.0.1")
+        leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
+        # Warm up as a running router is: the process's first Redis pipeline takes ~50 ms.
+        (await leases.acquire(_record())).release()
+        return Generations({"m--1": worker}, metrics, inbox, leases, timeout_s), inbox
+
+    return make
 
 
 def _record() -> ModelRecord:
-    return ModelRecord(parse_name("m:1"), ModelSpec(name="m:1", source={"gguf": "/x.gguf"}), 0, "d", 0, 2048)
+    return record("m:1")
 
 
-def test_router_added_time_is_wall_time_minus_worker_time() -> None:
+def test_router_added_time_is_wall_time_minus_worker_time(make_generations: MakeGenerations) -> None:
     # Two 20 ms pauses, one per batch (the router stops at `Final`, not at the end of the stream);
     # the "worker" claims 30 ms of them, so at least 10 ms is the router's.
     final = Final("stop", 1, 2, 1, 1, worker_ns=30_000_000)
@@ -113,7 +127,7 @@ def test_router_added_time_is_wall_time_minus_worker_time() -> None:
     metrics = RouterMetrics()
 
     async def run() -> tuple[str, int]:
-        generations, inbox = await _generations(worker, metrics)
+        generations, inbox = await make_generations(worker, metrics)
         events = await generations.open(
             _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "ollama", now_ns()
         )
@@ -138,12 +152,12 @@ def test_router_added_time_is_wall_time_minus_worker_time() -> None:
     assert tpot is not None and 0.02 <= tpot < 0.06  # one more token, one more pause
 
 
-def test_leaving_early_cancels_and_records_nothing() -> None:
+def test_leaving_early_cancels_and_records_nothing(make_generations: MakeGenerations) -> None:
     worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)]], pause_s=0.02)
     metrics = RouterMetrics()
 
     async def run() -> None:
-        generations, inbox = await _generations(worker, metrics)
+        generations, inbox = await make_generations(worker, metrics)
         events = await generations.open(
             _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "openai", now_ns()
         )
@@ -160,9 +174,9 @@ def test_leaving_early_cancels_and_records_nothing() -> None:
     )
 
 
-def _open_and_collect(worker: _Worker) -> str:
+def _open_and_collect(worker: _Worker, make_generations: MakeGenerations) -> str:
     async def run() -> str:
-        generations, _ = await _generations(worker, RouterMetrics())
+        generations, _ = await make_generations(worker, RouterMetrics())
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
         events = await generations.open(_record(), request, "ollama", now_ns())
         text, _ = await events.collect()
@@ -171,25 +185,27 @@ def _open_and_collect(worker: _Worker) -> str:
     return asyncio.run(run())
 
 
-def test_a_replica_lost_before_the_first_token_is_retried_once() -> None:
+def test_a_replica_lost_before_the_first_token_is_retried_once(make_generations: MakeGenerations) -> None:
     worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=1)
-    assert _open_and_collect(worker) == "ok" and worker.calls == 2
+    assert _open_and_collect(worker, make_generations) == "ok" and worker.calls == 2
 
 
-def test_a_second_loss_is_a_503_with_retry_after() -> None:
+def test_a_second_loss_is_a_503_with_retry_after(make_generations: MakeGenerations) -> None:
     worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=2)
     with pytest.raises(ReplicaLost, match="replica died") as info:
-        _open_and_collect(worker)
+        _open_and_collect(worker, make_generations)
     assert worker.calls == 2 and info.value.status == 503 and info.value.retry_after
 
 
 @pytest.mark.parametrize(("pause_s", "timeout_s", "sent"), [(0.3, 0.1, range(0, 1)), (0.1, 0.25, range(1, 4))])
-def test_a_generation_past_its_time_limit_is_stopped(pause_s: float, timeout_s: float, sent: range) -> None:
+def test_a_generation_past_its_time_limit_is_stopped(
+    pause_s: float, timeout_s: float, sent: range, make_generations: MakeGenerations
+) -> None:
     """Before the first token: a 504 error. After it: the stream ends with that error. Both cancel."""
     worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)], [Delta("d", 1)]], pause_s=pause_s)
 
     async def run() -> None:
-        generations, inbox = await _generations(worker, RouterMetrics(), timeout_s)
+        generations, inbox = await make_generations(worker, RouterMetrics(), timeout_s)
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
         with pytest.raises(TimedOut) as info:
             events = await generations.open(_record(), request, "ollama", now_ns())
@@ -203,12 +219,14 @@ def test_a_generation_past_its_time_limit_is_stopped(pause_s: float, timeout_s: 
 
 
 @pytest.mark.parametrize(("seed", "seeds"), [(7, [7, 8, 9]), (None, [None, None, None])])
-def test_n_choices_are_independent_requests(seed: int | None, seeds: list[int | None]) -> None:
+def test_n_choices_are_independent_requests(
+    seed: int | None, seeds: list[int | None], make_generations: MakeGenerations
+) -> None:
     worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0)
     metrics = RouterMetrics()
 
     async def run() -> list[str]:
-        generations, inbox = await _generations(worker, metrics)
+        generations, inbox = await make_generations(worker, metrics)
         request = GenerationRequest("r", TextPrompt("x"), Sampling(seed=seed))
         streams = await generations.open_choices(_record(), request, 3, "openai", now_ns())
         texts = [(await s.collect())[0] for s in streams]

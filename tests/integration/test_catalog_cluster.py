@@ -1,0 +1,67 @@
+"""One catalog for every router replica, and it survives a restart of the whole stack.
+
+Its own Herd: the chat model alone, two router replicas sharing the port (SO_REUSEPORT spreads
+new connections over them), and the embedded Redis persisting into the test's data directory.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+from router.config import chat_only_yaml
+from tests.integration.conftest import MODEL, start_herd
+
+SYSTEM = "You answer in French."
+CONNECTIONS = 24
+
+
+def _fresh_connections(base: str, name: str) -> list[httpx.Response]:
+    """Each request on a new connection, so the kernel picks a router replica each time."""
+    responses = []
+    for _ in range(CONNECTIONS):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            responses.append(client.post("/api/show", json={"model": name}))
+    return responses
+
+
+def _replicas_that_answered_show(base: str) -> set[str]:
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    pattern = r'herd_requests_total\{[^}]*endpoint="/api/show"[^}]*replica="([^"]+)"[^}]*\} ([0-9.]+)'
+    return {replica for replica, value in re.findall(pattern, text) if float(value) > 0}
+
+
+def test_two_routers_share_one_catalog_that_survives_a_restart(tmp_path: Path) -> None:
+    config = tmp_path / "chat.yaml"
+    config.write_text(chat_only_yaml())
+    two_routers = {"HERD_ROUTER_REPLICAS": "2"}
+    with start_herd(tmp_path, "--config", str(config), env=two_routers) as base:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            created = http.post("/api/create", json={"model": "shared:test", "from": MODEL, "system": SYSTEM})
+            assert created.status_code == 200
+            assert http.post("/api/copy", json={"source": MODEL, "destination": "gone:test"}).status_code == 200
+            assert http.request("DELETE", "/api/delete", json={"model": "gone:test"}).status_code == 200
+        shown = _fresh_connections(base, "shared:test")
+        assert all(r.status_code == 200 and r.json()["system"] == SYSTEM for r in shown)
+        assert all(r.status_code == 404 for r in _fresh_connections(base, "gone:test"))
+        # Both replicas answered (each reports its counters to the metrics hub every 5 s).
+        deadline = time.monotonic() + 20
+        while len(replicas := _replicas_that_answered_show(base)) < 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert len(replicas) == 2, replicas
+
+    with start_herd(tmp_path, "--config", str(config)) as base:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            assert http.post("/api/show", json={"model": "shared:test"}).json()["system"] == SYSTEM
+            names = {m["name"] for m in http.get("/api/tags").json()["models"]}
+            assert {"shared:test", MODEL} <= names and "gone:test" not in names
+            answer = http.post("/api/chat", json={
+                "model": "shared:test",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "stream": False,
+                "options": {"num_predict": 2},
+            })  # fmt: skip
+            assert answer.status_code == 200 and answer.json()["eval_count"] == 2
