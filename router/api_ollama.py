@@ -117,11 +117,12 @@ class OllamaApi:
         """Empty prompt/messages: Ollama loads the model (or with keep_alive 0 unloads it) and
         answers one object, even when streaming."""
         leases = self._generations.leases
-        unload = leases.keep_alive_ns(keep_alive) == 0
+        keep_alive_ns = leases.keep_alive_ns(keep_alive)
+        unload = keep_alive_ns == 0
         if unload:
             await leases.unload(record)
         else:
-            await leases.load(record, leases.keep_alive_ns(keep_alive))
+            await leases.load(record, keep_alive_ns)
         body: dict[str, Any] = {"model": model, "created_at": created_at()}
         body |= {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
         body |= {"done": True, "done_reason": "unload" if unload else "load"}

@@ -109,8 +109,9 @@ class Catalog:
             return None
 
     async def records(self) -> list[ModelRecord]:
+        """Newest first, as Ollama lists them."""
         await self.refresh()
-        return sorted(self._records.values(), key=lambda r: r.name)
+        return sorted(self._records.values(), key=lambda r: (-r.modified_ns, r.name))
 
     async def put(self, record: ModelRecord) -> None:
         """Register `record` under its name and aliases (replacing a record of the same name)."""

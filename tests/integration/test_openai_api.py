@@ -96,7 +96,7 @@ def test_completions_with_stop(client: openai.OpenAI) -> None:
 
 def test_models(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == ["smollm2:135m", "all-minilm:l6-v2"]
+    assert {"smollm2:135m", "all-minilm:l6-v2"} <= set(ids) and len(ids) == len(set(ids))
     assert client.models.retrieve("smollm2").owned_by == "library"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")

@@ -18,8 +18,8 @@ def test_a_change_through_one_replica_is_seen_by_another(redis_url: str) -> None
         await one.put(record("llama3:8b", aliases=("llama3:latest",)))
         assert (await two.resolve("LLAMA3")).name == "llama3:8b"  # alias, case-insensitive, default tag
         assert (await two.resolve("registry.ollama.ai/library/llama3:8b")).name == "llama3:8b"
-        await two.put(record("copy:1"))
-        assert [r.name for r in await one.records()] == ["copy:1", "llama3:8b"]
+        await two.put(record("copy:1").model_copy(update={"modified_ns": 1}))
+        assert [r.name for r in await one.records()] == ["copy:1", "llama3:8b"]  # newest first
 
         removed = await one.remove("llama3:latest")  # an alias: the model stays
         assert removed.name == "llama3:8b"
