@@ -41,7 +41,7 @@ class OpenAIApi:
         record = await self._catalog.resolve_for(request, req.model)
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
-        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools, req)
+        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools)
         messages = record.chat_messages(_messages(req.messages))
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
         streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
@@ -128,7 +128,7 @@ def _sampling(
     return replace(sampling, logprobs=logprobs)
 
 
-def _with_tools(sampling: Sampling, tools: ToolPlan, req: ChatCompletionRequest) -> Sampling:
+def _with_tools(sampling: Sampling, tools: ToolPlan) -> Sampling:
     """A named or required tool choice constrains the output to its schema (guided decoding)."""
     if tools.schema is None:
         return sampling
