@@ -76,6 +76,7 @@ class OllamaApi:
             sampling,
             prefix_token_ids=tuple(req.context or ()),
             return_token_ids=not req.raw,
+            truncate=req.truncate is not False,
         )
         events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
         top = req.top_logprobs or 0
@@ -100,7 +101,12 @@ class OllamaApi:
         images = [image for m in req.messages for image in m.images or ()]
         _check_features(req.model, req.think, req.top_logprobs, images=images)
         tools = plan(req.tools)
-        greq = GenerationRequest(new_request_id(), _chat_prompt(req, record, tools), _sampling(req, record))
+        greq = GenerationRequest(
+            new_request_id(),
+            _chat_prompt(req, record, tools),
+            _sampling(req, record),
+            truncate=req.truncate is not False,
+        )
         events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
         top = req.top_logprobs or 0
 

@@ -50,7 +50,9 @@ class ModelRecord(BaseModel):
 
     @property
     def capabilities(self) -> list[str]:
-        return ["embedding"] if self.spec.kind == "embed" else ["completion"]
+        # Every generation model can call tools here (guided decoding, or the tool prompt for
+        # templates without tools); editors such as VS Code list only models that say so.
+        return ["embedding"] if self.spec.kind == "embed" else ["completion", "tools"]
 
     def chat_messages(self, messages: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
         """A request's messages after the model's SYSTEM default (unless the request has its own

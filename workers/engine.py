@@ -12,6 +12,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from workers.events import (
@@ -78,6 +79,25 @@ class Engine:
             text = prompt.text
         return [*request.prefix_token_ids, *self.tokenize(text)]
 
+    def fitted_prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The prompt's ids; with `truncate`, cut to fit the context as Ollama does: drop the oldest
+        non-system messages (never the last one), then the oldest tokens. A quarter of the context
+        (or `max_tokens`, if smaller) is left free for the answer."""
+        ids = self.prompt_token_ids(request)
+        if not request.truncate or len(ids) < self.max_model_len:
+            return ids
+        budget = self.max_model_len - min(request.sampling.max_tokens or self.max_model_len, self.max_model_len // 4)
+        prompt = request.prompt
+        if isinstance(prompt, ChatPrompt):
+            messages = list(prompt.messages)
+            while len(ids) > budget:
+                oldest = next((i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"), None)
+                if oldest is None:
+                    break
+                del messages[oldest]
+                ids = self.prompt_token_ids(replace(request, prompt=replace(prompt, messages=tuple(messages))))
+        return ids[-budget:] if len(ids) > budget else ids
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Event]]:
         """Yield batches of `Delta` events and finally one batch ending with `Final`.
 
@@ -87,7 +107,7 @@ class Engine:
         from vllm.inputs import TokensPrompt
 
         clock = _Clock(time.monotonic_ns())
-        ids = self.prompt_token_ids(request)
+        ids = self.fitted_prompt_ids(request)
         params = self._sampling_params(request.sampling, len(ids))
         output_ids: list[int] = []
         try:

@@ -72,6 +72,9 @@ class GenerationRequest:
     prefix_token_ids: tuple[int, ...] = ()
     # Ollama's /api/generate returns prompt+output token ids so a client can continue.
     return_token_ids: bool = False
+    # Ollama: a prompt longer than the context loses its oldest messages, then its oldest tokens.
+    # OpenAI (False): it is a 400 context_length_exceeded.
+    truncate: bool = False
 
     @property
     def messages(self) -> list[dict[str, Any]]:

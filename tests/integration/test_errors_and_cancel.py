@@ -133,8 +133,17 @@ def test_openai_errors(herd: str, http: httpx.Client) -> None:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=5)
 
 
-def test_prompt_too_long_is_400_for_ollama(http: httpx.Client) -> None:
-    r = http.post("/api/generate", json={"model": MODEL, "prompt": "word " * 3000, "stream": True})
+def test_ollama_truncates_a_prompt_that_does_not_fit_unless_told_not_to(http: httpx.Client) -> None:
+    common = {"model": MODEL, "stream": False, "options": {"num_predict": 4}}
+    r = http.post("/api/generate", json={**common, "prompt": "word " * 3000})
+    assert r.status_code == 200 and 1000 < r.json()["prompt_eval_count"] <= 2048 - 4
+    # Chat drops the oldest turns first: the system message and the last question stay.
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": "word " * 900} for i in range(4)]
+    messages = [{"role": "system", "content": "Be brief."}, *history, {"role": "user", "content": "Say hi."}]
+    kept = http.post("/api/chat", json={**common, "messages": messages[:1] + messages[-3:]}).json()
+    cut = http.post("/api/chat", json={**common, "messages": messages}).json()
+    assert cut["prompt_eval_count"] == kept["prompt_eval_count"]  # exactly the turns that fit
+    r = http.post("/api/generate", json={**common, "prompt": "word " * 3000, "truncate": False, "stream": True})
     assert r.status_code == 400 and "context" in r.json()["error"]
 
 

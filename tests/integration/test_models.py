@@ -106,7 +106,7 @@ def test_create_show_copy_delete_round_trip(herd: str, http: httpx.Client) -> No
     assert shown["system"] == system and shown["details"]["parent_model"] == MODEL
     assert f"FROM {MODEL}" in shown["modelfile"] and 'SYSTEM """' + system in shown["modelfile"]
     assert shown["parameters"].splitlines() == [f"{'num_predict':<30} 3", f"{'temperature':<30} 0"]
-    assert shown["model_info"]["llama.context_length"] == 2048 and shown["capabilities"] == ["completion"]
+    assert shown["model_info"]["llama.context_length"] == 2048 and shown["capabilities"] == ["completion", "tools"]
 
     # The derived model's defaults apply: its PARAMETER caps the answer, its SYSTEM is in the prompt
     # (the same prompt with that system message given explicitly has the same token count).

@@ -186,3 +186,33 @@ def test_logprobs_keep_the_sampled_token_and_the_top_ranks_in_order() -> None:
     )
     assert _logprobs(_Completion([5], positions[:1]), None) == ()
     assert _logprobs(_Completion([5], None), 0) == ()
+
+
+def _turn(role: str, text: str) -> dict[str, str]:
+    return {"role": role, "content": text}
+
+
+@pytest.mark.parametrize(
+    ("messages", "truncate", "expected"),
+    [
+        # Fits (7 of 8 tokens): untouched. (Token ids are word lengths, so each role's words differ.)
+        ([_turn("system", "s s"), _turn("user", "qqqq qqqq qqqq qqqq qqqq")], True, "s s qqqq qqqq qqqq qqqq qqqq"),
+        # 8 tokens: the oldest non-system turn goes, until 6 (a quarter of the context stays free).
+        (
+            [_turn("system", "s s"), _turn("user", "oo oo"), _turn("assistant", "aaa aaa"), _turn("user", "qqqq qqqq")],
+            True,
+            "s s aaa aaa qqqq qqqq",
+        ),
+        # Only the system message and the last turn are left: the oldest tokens go.
+        ([_turn("system", "s s"), _turn("user", " ".join(["qqqq"] * 8))], True, " ".join(["qqqq"] * 6)),
+        # OpenAI: no truncation here; the engine answers PromptTooLong later.
+        ([_turn("user", " ".join(["qqqq"] * 9))], False, " ".join(["qqqq"] * 9)),
+    ],
+)
+def test_ollama_truncation_drops_old_turns_then_old_tokens(
+    messages: list[dict[str, str]], truncate: bool, expected: str
+) -> None:
+    engine, _ = _chat_engine("")
+    engine.max_model_len = 8
+    request = GenerationRequest("r", ChatPrompt(tuple(messages)), truncate=truncate)
+    assert engine.fitted_prompt_ids(request) == engine.tokenize(expected)
