@@ -89,3 +89,30 @@ def test_ollama_bind_tools(herd: str) -> None:
             return
         assert isinstance(reply.content, str) and reply.content
     pytest.fail("no seed produced a tool call")
+
+
+def test_embeddings_through_langchain(herd: str) -> None:
+    """OpenAIEmbeddings as the README says to set it up (text, not tiktoken ids, which would need
+    a download and are not this model's ids), and OllamaEmbeddings as it comes."""
+    from langchain_ollama import OllamaEmbeddings
+    from langchain_openai import OpenAIEmbeddings
+
+    openai_style = OpenAIEmbeddings(
+        model="all-minilm",
+        base_url=f"{herd}/v1",
+        api_key="unused",
+        check_embedding_ctx_length=False,  # type: ignore[arg-type]
+    )
+    ollama_style = OllamaEmbeddings(model="all-minilm", base_url=herd)
+    texts = ["a cat sits on the mat", "a kitten rests on a rug", "quarterly tax filing deadlines"]
+    for embedder in (openai_style, ollama_style):
+        cat, kitten, tax = embedder.embed_documents(texts)
+        assert len(cat) == 384
+        similar, unrelated = _cosine(cat, kitten), _cosine(cat, tax)
+        assert similar > 0.5 > unrelated
+    assert openai_style.embed_query(texts[0]) == pytest.approx(ollama_style.embed_query(texts[0]), abs=1e-4)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
