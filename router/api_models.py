@@ -22,7 +22,7 @@ from router import stream
 from router.catalog import Catalog, ModelRecord
 from router.errors import BadRequest, EngineError, HerdError
 from router.generation import map_error
-from router.modelfile import Modelfile, from_fields, parameters_text, parse_modelfile, render
+from router.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
 from router.names import parse_name
 from router.protocol.body import parse_json_body
 from router.protocol.ollama import CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest
@@ -192,14 +192,7 @@ def _overrides(mf: Modelfile, base_name: str) -> dict[str, Any]:
 
 def derive(base: ModelRecord, name: str, mf: Modelfile) -> ModelRecord:
     """A model FROM a catalog model: the base's weights and deployment, the child's defaults on top."""
-    defaults = _overrides(mf, base.name)
-    defaults |= {
-        "system": mf.system if mf.system is not None else base.system,
-        "template": mf.template if mf.template is not None else base.template,
-        "parameters": {**base.parameters, **mf.parameters},
-        "messages": mf.messages or base.messages,
-        "license": mf.license or base.license,
-    }
+    defaults = _overrides(merge(modelfile_of(base), mf), base.name)
     # Its own digest, as Ollama's manifest of a derived model differs from the base's.
     digest = hashlib.sha256(f"{base.digest}\n{json.dumps(defaults, sort_keys=True)}".encode()).hexdigest()
     return base.model_copy(

@@ -146,6 +146,3 @@ class CatalogStore:
         """At stack start nothing is loaded: forget loaded/expiry/busy state of a previous run."""
         keys = [key async for key in self._redis.scan_iter(match=BUSY + "*")]
         await self._redis.delete(LOADED, EXPIRY, *keys)
-
-    async def ping(self) -> bool:
-        return bool(await self._redis.ping())
