@@ -20,7 +20,7 @@ from router.config import ClusterConfig, ConfigError, default_config, load_confi
 from router.errors import HerdError
 from router.lifecycle import MANAGER_NAME, ModelManager
 from router.pull_client import pull_command
-from router.pulls import prepare_record
+from router.pulls import prepare_record, require_reachable
 from router.redis_server import EmbeddedRedis, RedisUnavailable
 from router.settings import Settings
 from router.store import CatalogStore
@@ -70,6 +70,7 @@ async def register_config_models(store: CatalogStore, config: ClusterConfig, sto
     records = []
     catalog = Catalog(store)
     for spec in config.models:
+        await asyncio.to_thread(require_reachable, spec.source)
         record = await asyncio.to_thread(prepare_record, spec, store_dir, _print_progress)
         existing = await catalog.find(record.name)
         if existing is not None and existing.parent and existing.deployment_id == record.deployment_id:

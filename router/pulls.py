@@ -109,8 +109,6 @@ def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress, store_i
     """Blocking: make the weights loadable and describe them (runs in a thread). A GGUF is
     converted into `store_dir/<store_id>` (default: the name's deployment id)."""
     name = parse_name(spec.name)
-    if spec.source.hf and not Path(spec.source.hf).expanduser().exists():
-        _require_hub(spec.source.hf)  # config models at start; pulls checked before their job
     store_id = store_id or name.deployment_id
     try:
         path = prepare(spec.source, store_dir, store_id, progress=lambda text: progress({"status": text}))
@@ -126,9 +124,12 @@ def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress, store_i
     return build_record(spec, path, info)
 
 
-def _require_hub(repo: str) -> None:
-    """Fail fast, not hang, where the cluster cannot reach the hub (as on this CI machine).
-    With network, vLLM downloads a hub id itself when the model first loads."""
+def require_reachable(source: SourceSpec) -> None:
+    """Blocking. A hub id fails fast, not hangs, where the cluster cannot reach the hub (as on this
+    CI machine); with network, vLLM downloads it itself when the model first loads."""
+    repo = source.hf
+    if not repo or Path(repo).expanduser().exists():
+        return
     try:
         socket.create_connection((HUB_HOSTS[1], 443), timeout=HUB_CHECK_TIMEOUT_S).close()
     except OSError as exc:
@@ -176,8 +177,7 @@ class PullJobs:
         # Pulling a catalog model again re-verifies its weights; the record keeps its identity
         # (deployment, aliases, Modelfile defaults), even for a model derived from another.
         refresh = current if current is not None and current.spec.source == spec.source else None
-        if spec.source.hf and not Path(spec.source.hf).expanduser().exists():
-            await asyncio.to_thread(_require_hub, spec.source.hf)
+        await asyncio.to_thread(require_reachable, spec.source)
         job_id = uuid.uuid4().hex
         job = PullJob(name)
         self._jobs[job_id], self._by_name[key] = job, job_id
