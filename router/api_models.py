@@ -48,11 +48,15 @@ class ModelsApi:
     async def ps(self, request: Request) -> Response:
         store = self._catalog.store
         loaded, expiries = await store.loaded(), await store.expiries()
-        records = {r.deployment_id: r for r in await self._catalog.records()}
+        records = await self._catalog.records()
+        by_name = {r.name: r for r in records}
+        by_deployment = {r.deployment_id: r for r in records}
         models = []
         for deployment, info in loaded.items():
-            found = await self._catalog.find(info["name"])
-            record = found if found and found.deployment_id == deployment else records.get(deployment)
+            # Listed under the name it was loaded for, another name on its replicas, or (its names
+            # deleted while it drains) the record it was loaded with.
+            named = by_name.get(info["name"])
+            record = named if named and named.deployment_id == deployment else by_deployment.get(deployment)
             record = record or ModelRecord.model_validate_json(info["record"])
             forever = info.get("always_on") or expiries.get(deployment, FOREVER) == FOREVER
             models.append(ps_entry(record, None if forever else expiries[deployment]))

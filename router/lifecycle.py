@@ -42,7 +42,8 @@ class ModelManager:
         self._store = CatalogStore.from_url(redis_url)
         self._hub = hub
         self._loading: dict[str, asyncio.Task[None]] = {}
-        self._pulls = PullJobs(Catalog(self._store), config, settings.store_dir)
+        self._catalog = Catalog(self._store)
+        self._pulls = PullJobs(self._catalog, config, settings.store_dir)
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -110,11 +111,12 @@ class ModelManager:
 
     async def _unload_idle(self) -> None:
         loaded, busy, expiries = await self._store.loaded(), await self._store.busy(), await self._store.expiries()
+        in_use = {r.deployment_id for r in await self._catalog.records()}
         now = time.time_ns()
         for deployment, info in loaded.items():
             if busy.get(deployment, 0) > 0 or deployment in self._loading:
                 continue
-            if not await self._store.names_of_deployment(deployment):
+            if deployment not in in_use:
                 log.warning("unloading %s: no model name uses it any more", info.get("name"))
                 await self.unload(deployment)
                 continue

@@ -92,11 +92,6 @@ class CatalogStore:
                 await pipe.execute()
             return record, target == name_key
 
-    async def names_of_deployment(self, deployment_id: str) -> list[str]:
-        """Display names of every record that runs on `deployment_id`."""
-        records = await self._redis.hvals(MODELS)
-        return [r["name"] for r in map(json.loads, records) if r["deployment_id"] == deployment_id]
-
     # -- loaded models ------------------------------------------------------------------------
 
     async def loaded(self) -> dict[str, dict[str, Any]]:
