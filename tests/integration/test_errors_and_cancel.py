@@ -151,28 +151,33 @@ def _unfinished(http: httpx.Client) -> int:
     return int(http.get("/herd/stats").json()["smollm2--135m"]["unfinished"])
 
 
-def test_client_disconnect_aborts_engine_request(http: httpx.Client, herd: str) -> None:
+def _leave_mid_stream(
+    http: httpx.Client, herd: str, path: str, body: bytes, chunks: tuple[bytes, int], open_requests: int
+) -> None:
+    """Stream `body` over a raw socket and close it after `chunks` (a marker and how many times it
+    came), while `open_requests` engine requests run; the engine must drop them all."""
     assert _unfinished(http) == 0
     url = urlparse(herd)
-    body = b'{"model":"smollm2","prompt":"Write a very long story.","options":{"num_predict":1500}}'
-    request = (
-        f"POST /api/generate HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = (f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(request)
         received = b""
-        while received.count(b'"done":false') < 3:
+        marker, count = chunks
+        while received.count(marker) < count:
             received += sock.recv(4096)
-        assert _unfinished(http) == 1
+        assert _unfinished(http) == open_requests
     deadline = time.monotonic() + 10
     while _unfinished(http) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _unfinished(http) == 0
 
 
+def test_client_disconnect_aborts_engine_request(http: httpx.Client, herd: str) -> None:
+    body = b'{"model":"smollm2","prompt":"Write a very long story.","options":{"num_predict":1500}}'
+    _leave_mid_stream(http, herd, "/api/generate", body, (b'"done":false', 3), open_requests=1)
+
+
 def test_client_disconnect_aborts_every_choice(http: httpx.Client, herd: str) -> None:
-    assert _unfinished(http) == 0
-    url = urlparse(herd)
     body = json.dumps(
         {
             "model": "smollm2",
@@ -182,19 +187,7 @@ def test_client_disconnect_aborts_every_choice(http: httpx.Client, herd: str) ->
             "stream": True,
         }
     ).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall(request)
-        received = b""
-        while received.count(b'"content":') < 8:
-            received += sock.recv(4096)
-        assert _unfinished(http) == 2
-    deadline = time.monotonic() + 10
-    while _unfinished(http) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _unfinished(http) == 0
+    _leave_mid_stream(http, herd, "/v1/chat/completions", body, (b'"content":', 8), open_requests=2)
 
 
 def test_health_and_ready(http: httpx.Client) -> None:
