@@ -34,9 +34,10 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check router workers tests bench
 	$(BIN)/ruff format --check router workers tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(DEV_STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests --ignore=tests/integration $(PYTEST_ARGS)
 
 integration: $(DEV_STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)

@@ -27,10 +27,10 @@ import aiohttp
 import httpx
 
 from bench.load import _pct
-from router.catalog import Catalog, ModelRecord
-from router.names import parse_name
-from router.redis_server import EmbeddedRedis
-from router.store import CatalogStore
+from router.catalog.catalog import Catalog, LoadedModel, ModelRecord
+from router.catalog.names import parse_name
+from router.catalog.store import CatalogStore
+from router.driver.redis_server import EmbeddedRedis
 from workers.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +58,8 @@ def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
     from ray import serve
 
     from bench.synthetic import SyntheticTokenSource
-    from router.cli import start_cluster
-    from router.serving import bind_router
+    from router.api.replica import bind_router
+    from router.driver.cli import start_cluster
     from router.settings import Settings
 
     settings = Settings(port=port)
@@ -91,7 +91,7 @@ def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
 async def _register(url: str, record: ModelRecord) -> None:
     store = CatalogStore.from_url(url)
     await Catalog(store).put(record)
-    await store.set_loaded(record.deployment_id, {"name": record.name, "always_on": True})
+    await Catalog(store).set_loaded(record.deployment_id, LoadedModel(name=record.name, always_on=True, record=record))
     await store.close()
 
 

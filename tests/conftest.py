@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from router.redis_server import EmbeddedRedis
+from router.driver.redis_server import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

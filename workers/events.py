@@ -1,11 +1,11 @@
 """Engine-neutral request and event types: the only things that cross the router/worker boundary.
 
-They are plain dataclasses so they pickle cheaply through Ray Serve handles, and the router may
-import them without importing vLLM.
+They are plain dataclasses: requests travel in Ray Serve handle calls, events over the event
+channel (`workers/channel.py`), and the router may import them without importing vLLM.
 
-Streaming rules for `ModelWorker.generate`: the worker yields *batches* (lists) of events so
-that one handle message can carry several deltas; every stream ends with exactly one `Final`,
-or raises. A stream never yields an empty batch.
+Streaming rules for `Engine.generate`: the engine yields *batches* (lists) of events, one per
+engine step, so that one channel frame carries every delta of a step; every stream ends with
+exactly one `Final`, or raises. A stream never yields an empty batch.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class ShowRequest(_Wire):
 
 class EmbedRequest(_Wire):
     model: str = ""
-    # A string or a list of strings; checked by `router.embeddings.ollama_inputs` for Ollama's error text.
+    # A string or a list of strings; checked by `router.convert.embeddings.ollama_inputs` for Ollama's error text.
     input: Any = None
     truncate: bool | None = None  # Ollama's default (null too) is true
     dimensions: int | None = None

@@ -6,8 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.errors import BadRequest
-
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -61,23 +59,9 @@ class CompletionRequest(_Sampling):
 
 
 class EmbeddingRequest(_Wire):
-    # A string, strings, token ids or lists of token ids; checked by `router.embeddings.openai_inputs`.
+    # A string, strings, token ids or lists of token ids; checked by `router.convert.embeddings.openai_inputs`.
     input: Any
     model: str
     encoding_format: str = "float"
     dimensions: int | None = None
     user: str | None = None
-
-
-def text_content(content: str | list[dict[str, Any]] | None) -> str:
-    """A message's text: a string, or the `text` parts of an array (other parts are refused clearly)."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    texts = []
-    for part in content:
-        if part.get("type") != "text":
-            raise BadRequest(
-                f"content parts of type {part.get('type')!r} are not supported by this model", param="messages"
-            )
-        texts.append(str(part.get("text", "")))
-    return "".join(texts)

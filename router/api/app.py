@@ -1,0 +1,174 @@
+"""create_app(...): the Starlette app both protocols share. Routes are thin; errors render here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from router.api.embed import EmbedApi
+from router.api.models import ModelsApi
+from router.api.ollama import encode as ollama_encode
+from router.api.ollama.routes import OllamaApi
+from router.api.openai import encode as openai_encode
+from router.api.openai.routes import OpenAIApi
+from router.api.openapi import openapi_document
+from router.catalog.catalog import Catalog
+from router.dispatch.generation import Generations
+from router.dispatch.metrics import ClusterMetrics, RouterMetrics
+from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
+from router.settings import Settings
+
+log = logging.getLogger("herd.router")
+
+
+# Ollama's default CORS origins: local hosts on any port and the desktop/editor app schemes.
+LOCAL_ORIGINS = (
+    r"(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?|(app|file|tauri|vscode-webview|vscode-file)://.*)"
+)
+
+
+def create_app(
+    settings: Settings,
+    catalog: Catalog,
+    generations: Generations,
+    metrics: ClusterMetrics,
+    manager: Any | None = None,
+) -> Starlette:
+    """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
+    actor) pulls models; nothing here is global."""
+    ollama = OllamaApi(catalog, generations, settings.ollama_version)
+    models_api = ModelsApi(catalog, manager)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(await generations.stats(list(await catalog.loaded())))
+
+    document = openapi_document(settings.ollama_version)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})  # the process answers; engines are /ready's concern
+
+    async def ready(request: Request) -> Response:
+        """Ready when every always-on model answers; other models load on their first request."""
+        records = await catalog.records()
+        loaded = await catalog.loaded()
+        states = await generations.readiness([d for d in loaded if any(r.deployment_id == d for r in records)])
+        models = {
+            r.name: states.get(r.deployment_id, "not ready: loading" if r.spec.always_on else "unloaded")
+            for r in records
+        }
+        if all(state in ("ready", "unloaded") for state in models.values()):
+            return JSONResponse({"status": "ready", "models": models})
+        return JSONResponse({"status": "not ready", "models": models}, status_code=503, headers={"Retry-After": "5"})
+
+    async def exposition(request: Request) -> Response:
+        return Response(await metrics.exposition(), media_type=metrics.content_type)
+
+    openai = OpenAIApi(catalog, generations)
+    embed = EmbedApi(catalog, generations)
+    routes = [
+        Route("/", root, methods=["GET", "HEAD"]),
+        Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
+        Route("/api/generate", ollama.generate, methods=["POST"]),
+        Route("/api/chat", ollama.chat, methods=["POST"]),
+        Route("/api/tags", models_api.tags, methods=["GET", "HEAD"]),
+        Route("/api/show", models_api.show, methods=["POST"]),
+        Route("/api/ps", models_api.ps, methods=["GET"]),
+        Route("/api/pull", models_api.pull, methods=["POST"]),
+        Route("/api/create", models_api.create, methods=["POST"]),
+        Route("/api/copy", models_api.copy, methods=["POST"]),
+        Route("/api/delete", models_api.delete, methods=["DELETE"]),
+        Route("/api/embed", embed.ollama_embed, methods=["POST"]),
+        Route("/api/embeddings", embed.ollama_embeddings, methods=["POST"]),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/completions", openai.completions, methods=["POST"]),
+        Route("/v1/embeddings", embed.openai_embeddings, methods=["POST"]),
+        Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
+        Route("/herd/stats", stats, methods=["GET"]),
+        Route("/metrics", exposition, methods=["GET"]),
+        Route("/health", health, methods=["GET", "HEAD"]),
+        Route("/ready", ready, methods=["GET", "HEAD"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.origins,
+        allow_origin_regex=LOCAL_ORIGINS,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    counted = Middleware(CountRequests, metrics=metrics.own)
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors])
+
+
+class CountRequests:
+    """Counts every HTTP request by model, API, endpoint (the route's path template) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: RouterMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500  # an exception that escapes every handler
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_note)
+        finally:
+            path: str = scope["path"]
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            api = "openai" if path.startswith("/v1/") else "ollama" if path.startswith("/api/") else "other"
+            self._metrics.observe_request(scope.get("state", {}).get("model", ""), api, endpoint, status)
+
+
+async def root(request: Request) -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+def render_error(request: Request, err: HerdError) -> Response:
+    """The one place a before-first-byte error becomes a response, in the path's protocol."""
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
+    return Response(ollama_encode.error(err), status_code=err.status, media_type="application/json", headers=headers)
+
+
+async def herd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HerdError)
+    return render_error(request, exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and not request.url.path.startswith("/v1/"):
+        return PlainTextResponse("404 page not found", status_code=404)  # Ollama's (Go's) text
+    if exc.status_code == 405:
+        return render_error(request, MethodNotAllowed(f"method {request.method} not allowed"))
+    return render_error(request, NotFound(f"no route for {request.url.path}"))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return render_error(request, EngineError(f"internal error: {type(exc).__name__}"))

@@ -1,0 +1,264 @@
+"""Ollama's model management: `/api/tags`, `/api/show`, `/api/ps`, `/api/pull`, `/api/create`,
+`/api/copy`, `/api/delete`. The catalog is shared through Redis; pulls run in the model manager.
+
+A derived model (`FROM` a catalog model) is a new record on the same deployment: it shares the
+base's replicas and adds its own Modelfile defaults. Deleting a name never stops replicas another
+name still uses; the manager stops a deployment once no name refers to it and no request is on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from router.api import frames
+from router.api.body import parse_json_body
+from router.api.ollama import encode as ollama_encode
+from router.catalog.catalog import Catalog, ModelRecord
+from router.catalog.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
+from router.catalog.names import parse_name
+from router.dispatch.generation import map_error
+from router.errors import BadRequest, EngineError, HerdError
+from router.protocol.ollama import CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest
+
+NDJSON = "application/x-ndjson"
+# Ollama shows a model kept loaded forever as expiring in the far future.
+FAR_FUTURE = "2318-01-01T00:00:00Z"
+
+
+class ModelsApi:
+    def __init__(self, catalog: Catalog, manager: Any | None) -> None:
+        self._catalog = catalog
+        self._manager = manager  # the ModelManager actor (pulls); None in unit tests without one
+
+    async def tags(self, request: Request) -> Response:
+        return JSONResponse({"models": [tag_entry(r) for r in await self._catalog.records()]})
+
+    async def show(self, request: Request) -> Response:
+        req = parse_json_body(ShowRequest, await request.body())
+        return JSONResponse(show_body(await self._catalog.resolve(req.target)))
+
+    async def ps(self, request: Request) -> Response:
+        loaded, expiries = await self._catalog.loaded(), await self._catalog.expiries()
+        records = await self._catalog.records()
+        by_name = {r.name: r for r in records}
+        by_deployment = {r.deployment_id: r for r in records}
+        models = []
+        for deployment, info in loaded.items():
+            # Listed under the name it was loaded for, another name on its replicas, or (its names
+            # deleted while it drains) the record it was loaded with.
+            named = by_name.get(info.name)
+            record = named if named and named.deployment_id == deployment else by_deployment.get(deployment)
+            record = record or info.record
+            if record is None:
+                continue
+            models.append(ps_entry(record, None if info.always_on else expiries.get(deployment)))
+        models.sort(key=lambda m: m["expires_at"], reverse=True)
+        return JSONResponse({"models": models})
+
+    async def pull(self, request: Request) -> Response:
+        req = parse_json_body(PullRequest, await request.body())
+        parse_name(req.target)
+        job = await self._call("pull", req.target, req.source)
+        return await _progress(self._progress_events(job), req.stream)
+
+    async def create(self, request: Request) -> Response:
+        req = parse_json_body(CreateRequest, await request.body())
+        name = parse_name(req.target).display
+        modelfile = _requested_modelfile(req)
+        base = await self._catalog.find(modelfile.base)
+        if base is not None:
+            record = derive(base, name, modelfile)
+            await self._catalog.put(record)
+            return await _progress(_created(base, record), req.stream)
+        source = _local_source(modelfile.base, req.path)
+        job = await self._call("pull", name, source, _overrides(modelfile, base_name=""))
+        return await _progress(self._progress_events(job), req.stream)
+
+    async def copy(self, request: Request) -> Response:
+        req = parse_json_body(CopyRequest, await request.body())
+        if not req.source or not req.destination:
+            raise BadRequest("source and destination are required")
+        source = await self._catalog.resolve(req.source)
+        name = parse_name(req.destination).display
+        await self._catalog.put(source.model_copy(update={"name": name, "aliases": (), "modified_ns": time.time_ns()}))
+        return Response(status_code=200)
+
+    async def delete(self, request: Request) -> Response:
+        req = parse_json_body(DeleteRequest, await request.body())
+        await self._catalog.remove(req.target)  # the manager stops replicas no name uses any more
+        return Response(status_code=200)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        if self._manager is None:
+            raise EngineError("this router has no model manager")
+        try:
+            return await getattr(self._manager, method).remote(*args)
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def _progress_events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        seen, done = 0, False
+        while not done:
+            events, done = await self._call("pull_progress", job_id, seen)
+            seen += len(events)
+            for event in events:
+                yield event
+
+
+async def _progress(events: AsyncIterator[dict[str, Any]], streaming: bool) -> Response:
+    """Ollama's status stream, or (stream false) its last object; a failure is an `error` object."""
+    if streaming:
+        return StreamingResponse(_ndjson(events), media_type=NDJSON)
+    last: dict[str, Any] = {}
+    async for event in events:
+        last = event
+    if "error" in last:
+        raise BadRequest(last["error"])
+    return JSONResponse(last)
+
+
+async def _ndjson(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            yield json.dumps(event).encode() + b"\n"
+    except HerdError as err:
+        yield ollama_encode.error(err)
+
+
+async def _created(base: ModelRecord, record: ModelRecord) -> AsyncIterator[dict[str, Any]]:
+    for event in (
+        {"status": f"using existing layer sha256:{base.digest}"},
+        {"status": f"creating new layer sha256:{record.digest}"},
+        {"status": "writing manifest"},
+        {"status": "success"},
+    ):
+        yield event
+
+
+def _requested_modelfile(req: CreateRequest) -> Modelfile:
+    """The Modelfile of a create request: its text, a path to it, or the JSON fields."""
+    if req.files or req.adapters:
+        raise BadRequest("creating from uploaded blobs is not supported; use FROM with a model or a path on the server")
+    if req.quantize:
+        raise BadRequest("quantize is not supported: vLLM serves the weights as they are")
+    if req.modelfile is not None or req.path:
+        text = req.modelfile if req.modelfile is not None else _read(req.path or "")
+        return parse_modelfile(text)
+    if not req.from_:
+        raise BadRequest("neither 'from' nor 'modelfile' was specified")
+    return from_fields(
+        base=req.from_,
+        system=req.system,
+        template=req.template,
+        parameters=req.parameters,
+        messages=req.messages,
+        license=req.license,
+    )
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise BadRequest(f"cannot read Modelfile {path!r}: {exc.strerror}") from exc
+
+
+def _local_source(base: str, modelfile_path: str | None) -> str:
+    """FROM a file or folder (relative to the Modelfile's own folder, as Ollama reads it)."""
+    path = Path(base).expanduser()
+    if not path.is_absolute() and modelfile_path:
+        path = Path(modelfile_path).expanduser().parent / path
+    if not path.exists():
+        raise BadRequest(
+            f'FROM "{base}": no such model in the catalog, and no such file or folder on the server', param="from"
+        )
+    return str(path)
+
+
+def _overrides(mf: Modelfile, base_name: str) -> dict[str, Any]:
+    return {
+        "parent": base_name,
+        "system": mf.system,
+        "template": mf.template,
+        "parameters": dict(mf.parameters),
+        "messages": mf.messages,
+        "license": mf.license,
+    }
+
+
+def derive(base: ModelRecord, name: str, mf: Modelfile) -> ModelRecord:
+    """A model FROM a catalog model: the base's weights and deployment, the child's defaults on top."""
+    defaults = _overrides(merge(modelfile_of(base), mf), base.name)
+    # Its own digest, as Ollama's manifest of a derived model differs from the base's.
+    digest = hashlib.sha256(f"{base.digest}\n{json.dumps(defaults, sort_keys=True)}".encode()).hexdigest()
+    return base.model_copy(
+        update={"name": name, "aliases": (), "digest": digest, "modified_ns": time.time_ns(), **defaults}
+    )
+
+
+def modelfile_of(r: ModelRecord) -> Modelfile:
+    return Modelfile(
+        base=r.parent or r.name,
+        parameters=dict(r.parameters),
+        system=r.system,
+        template=r.template,
+        license=r.license,
+        messages=r.messages,
+    )
+
+
+def details(r: ModelRecord) -> dict[str, Any]:
+    return {
+        "parent_model": r.parent,
+        "format": "safetensors",
+        "family": r.spec.family,
+        "families": [r.spec.family] if r.spec.family else None,
+        "parameter_size": r.spec.parameter_size,
+        "quantization_level": r.spec.quantization_level,
+    }
+
+
+def tag_entry(r: ModelRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "model": r.name,
+        "modified_at": frames.rfc3339_nano(r.modified_ns),
+        "size": r.size,
+        "digest": r.digest,
+        "details": details(r),
+    }
+
+
+def ps_entry(r: ModelRecord, expires_ns: int | None) -> dict[str, Any]:
+    entry = tag_entry(r)
+    del entry["modified_at"]
+    expires = FAR_FUTURE if expires_ns is None else frames.rfc3339_nano(expires_ns)
+    vram = r.size if r.spec.gpus_per_replica else 0
+    return entry | {"expires_at": expires, "size_vram": vram, "context_length": r.context_length}
+
+
+def show_body(r: ModelRecord) -> dict[str, Any]:
+    arch = r.spec.family or "llama"
+    info: dict[str, Any] = {"general.architecture": arch, f"{arch}.context_length": r.context_length}
+    if r.embedding_length:
+        info[f"{arch}.embedding_length"] = r.embedding_length
+    return {
+        "license": "\n".join(r.license),
+        "modelfile": render(r.name, modelfile_of(r)),
+        "parameters": parameters_text(r.parameters),
+        # Without a TEMPLATE the model renders prompts with its own (Jinja) chat template.
+        "template": r.template or "",
+        "system": r.system or "",
+        "details": details(r),
+        "model_info": info,
+        "capabilities": r.capabilities,
+        "modified_at": frames.rfc3339_nano(r.modified_ns),
+    } | ({"messages": list(r.messages)} if r.messages else {})

@@ -1,0 +1,193 @@
+"""OpenAI's encoder: engine events to SSE frames and JSON bodies, as exact bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from router.api.frames import router_ms, sse
+from router.convert.tools import ToolCall
+from router.errors import HerdError
+from workers.events import TokenLogprob
+
+DONE = b"data: [DONE]\n\n"
+FINGERPRINT = "fp_herd"
+
+
+@dataclass(frozen=True)
+class _Chunks:
+    id: str
+    created: int
+    model: str
+    include_usage: bool
+    object = ""
+
+    def _frame(
+        self, choices: list[dict[str, Any]], usage: Mapping[str, int] | None = None, extra: dict[str, Any] | None = None
+    ) -> bytes:
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
+        if usage is not None:
+            obj["usage"] = usage
+        elif self.include_usage:
+            obj["usage"] = None  # OpenAI sends null usage on every chunk but the last
+        return sse(obj | (extra or {}))
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        return self._frame([], usage(prompt_tokens, completion_tokens))
+
+
+class ChatChunks(_Chunks):
+    """`chat.completion.chunk` frames: role first, content or tool-call deltas, a separate finish
+    chunk, usage. With `n` > 1 each frame carries one choice, marked by its `index`."""
+
+    object = "chat.completion.chunk"
+
+    def _choice(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        index: int = 0,
+        logprobs: Sequence[TokenLogprob] = (),
+    ) -> bytes:
+        lp = chat_logprobs(logprobs) if logprobs else None
+        choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish_reason}
+        return self._frame([choice], None, extra)
+
+    def role(self, index: int = 0) -> bytes:
+        return self._choice({"role": "assistant", "content": ""}, index=index)
+
+    def content(self, text: str, index: int = 0, logprobs: Sequence[TokenLogprob] = ()) -> bytes:
+        return self._choice({"content": text}, index=index, logprobs=logprobs)
+
+    def tool_call_start(self, call_index: int, call_id: str, name: str, index: int = 0) -> bytes:
+        """The first delta of a call: the only one with its `id`, `type` and `name`."""
+        call = {"index": call_index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return self._choice({"tool_calls": [call]}, index=index)
+
+    def tool_call_arguments(self, call_index: int, arguments: str, index: int = 0) -> bytes:
+        return self._choice({"tool_calls": [{"index": call_index, "function": {"arguments": arguments}}]}, index=index)
+
+    def finish(self, reason: str, router_ns: int, index: int = 0) -> bytes:
+        return self._choice({}, reason, router_ms(router_ns), index)
+
+
+class CompletionChunks(_Chunks):
+    """`text_completion` frames for the legacy completions API."""
+
+    object = "text_completion"
+
+    def _choice(
+        self,
+        text: str,
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+        return self._frame([choice], None, extra)
+
+    def text(self, text: str, index: int = 0, logprobs: dict[str, Any] | None = None) -> bytes:
+        return self._choice(text, index=index, logprobs=logprobs)
+
+    def finish(self, reason: str, router_ns: int, index: int = 0) -> bytes:
+        return self._choice("", reason, router_ms(router_ns), index)
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _logprob(lp: TokenLogprob) -> dict[str, Any]:
+    return {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())}
+
+
+def chat_logprobs(logprobs: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """A chat choice's `logprobs`: `{content: [{token, logprob, bytes, top_logprobs}], refusal: null}`."""
+    content = [_logprob(lp) | {"top_logprobs": [_logprob(t) for t in lp.top]} for lp in logprobs]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(logprobs: Sequence[TokenLogprob], text_offset: int = 0) -> dict[str, Any]:
+    """A legacy completion's `logprobs`: parallel lists; `text_offset` counts characters from `text_offset`."""
+    offsets = []
+    for lp in logprobs:
+        offsets.append(text_offset)
+        text_offset += len(lp.token)
+    return {
+        "tokens": [lp.token for lp in logprobs],
+        "token_logprobs": [lp.logprob for lp in logprobs],
+        "top_logprobs": [{t.token: t.logprob for t in lp.top} for lp in logprobs],
+        "text_offset": offsets,
+    }
+
+
+def chat_choice(
+    index: int,
+    content: str,
+    tool_calls: Sequence[ToolCall],
+    finish_reason: str,
+    logprobs: Sequence[TokenLogprob] | None = None,
+) -> dict[str, Any]:
+    """One non-streamed chat choice; with tool calls, `content` is null unless the model also wrote text."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_calls:
+        message["content"] = content if content.strip() else None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in tool_calls
+        ]
+    lp = chat_logprobs(logprobs) if logprobs is not None else None
+    return {"index": index, "message": message, "logprobs": lp, "finish_reason": finish_reason}
+
+
+def completion_choice(
+    index: int, text: str, finish_reason: str, logprobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+
+
+def chat_completion(
+    id: str, created: int, model: str, choices: list[dict[str, Any]], prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return _body(id, "chat.completion", created, model, choices, usage(prompt_tokens, completion_tokens))
+
+
+def text_completion(
+    id: str, created: int, model: str, choices: list[dict[str, Any]], prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return _body(id, "text_completion", created, model, choices, usage(prompt_tokens, completion_tokens))
+
+
+def _body(id: str, object: str, created: int, model: str, choices: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": object,
+        "created": created,
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def error(err: HerdError) -> dict[str, Any]:
+    return {
+        "error": {"message": err.openai_message(), "type": err.openai_type, "param": err.param, "code": err.openai_code}
+    }
+
+
+def error_frame(err: HerdError) -> bytes:
+    return sse(error(err))

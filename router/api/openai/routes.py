@@ -1,0 +1,277 @@
+"""OpenAI-compatible API: `/v1/chat/completions`, `/v1/completions`, `/v1/models`.
+
+SSE streams follow OpenAI's sequence: a role chunk, content chunks with `finish_reason:null`, a
+separate empty-delta finish chunk, an optional `choices:[]` usage chunk, then `data: [DONE]`.
+A failure after the first byte is one error frame, still followed by `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from router import ids
+from router.api import frames
+from router.api.body import parse_json_body
+from router.api.openai import encode as openai_encode
+from router.api.resolve import resolve_model
+from router.catalog.catalog import Catalog, ModelRecord
+from router.convert.options import openai_sampling
+from router.convert.tools import CallStart, Reader, Text, ToolPlan, history_tool_calls, plan
+from router.dispatch.choices import Answer, collect_all, merge, steps
+from router.dispatch.generation import EventStream, Generations, now_ns
+from router.errors import BadRequest, EngineError, HerdError
+from router.ids import new_request_id, openai_call_id
+from router.protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest
+from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt
+
+SSE = "text/event-stream"
+
+
+class OpenAIApi:
+    def __init__(self, catalog: Catalog, generations: Generations) -> None:
+        self._catalog = catalog
+        self._generations = generations
+
+    async def chat_completions(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(ChatCompletionRequest, await request.body())
+        record = await resolve_model(self._catalog, request, req.model)
+        record.require_generation(req.model, "chat")
+        tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
+        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools)
+        messages = record.chat_messages(_messages(req.messages))
+        greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
+        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        readers = [tools.reader(openai_call_id) for _ in streams]
+        rid, created = ids.openai_id("chatcmpl-"), int(time.time())
+        if req.stream:
+            chunks = openai_encode.ChatChunks(rid, created, req.model, _include_usage(req))
+            sources = [_chat_frames(i, s, r, chunks) for i, (s, r) in enumerate(zip(streams, readers, strict=True))]
+            return _sse(streams, sources, chunks)
+        answers = await collect_all(streams, readers)
+        logprobs = sampling.logprobs is not None
+        choices = [
+            openai_encode.chat_choice(i, a.text, a.calls, a.finish_reason, a.logprobs if logprobs else None)
+            for i, a in enumerate(answers)
+        ]
+        return _json_body(openai_encode.chat_completion(rid, created, req.model, choices, *_usage(answers)), streams)
+
+    async def completions(self, request: Request) -> Response:
+        started = now_ns()
+        req = parse_json_body(CompletionRequest, await request.body())
+        record = await resolve_model(self._catalog, request, req.model)
+        record.require_generation(req.model, "generate")
+        if req.suffix:
+            raise BadRequest(
+                f'"{req.model}" does not support insert (it has no fill-in-the-middle template)', param="suffix"
+            )
+        if req.echo:
+            raise BadRequest("'echo' is not supported", param="echo")
+        _check_top("logprobs", req.logprobs)
+        prompt, prefix = _completion_prompt(req.prompt)
+        greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None, req.logprobs), prefix_token_ids=prefix)
+        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        readers = [Reader(openai_call_id) for _ in streams]
+        rid, created = ids.openai_id("cmpl-"), int(time.time())
+        if req.stream:
+            chunks = openai_encode.CompletionChunks(rid, created, req.model, _include_usage(req))
+            sources = [_text_frames(i, s, chunks, req.logprobs is not None) for i, s in enumerate(streams)]
+            return _sse(streams, sources, chunks)
+        answers = await collect_all(streams, readers)
+        choices = [
+            openai_encode.completion_choice(
+                i,
+                a.text,
+                a.finish_reason,
+                openai_encode.completion_logprobs(a.logprobs) if req.logprobs is not None else None,
+            )
+            for i, a in enumerate(answers)
+        ]
+        return _json_body(openai_encode.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [_model(r) for r in await self._catalog.records()]})
+
+    async def model(self, request: Request) -> Response:
+        return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
+
+
+def _json_body(body: dict[str, Any], streams: Sequence[EventStream]) -> JSONResponse:
+    router_ns = min(s.router_ns() for s in streams)
+    worker_ns = max(s.final.worker_ns if s.final else 0 for s in streams)
+    return JSONResponse(body | frames.router_ms(router_ns), headers=frames.server_timing(router_ns, worker_ns))
+
+
+def _usage(answers: Sequence[Answer]) -> tuple[int, int]:
+    """The prompt counts once (every choice shares it); completion tokens add up over choices."""
+    return answers[0].final.prompt_tokens, sum(a.final.output_tokens for a in answers)
+
+
+def _model(r: ModelRecord) -> dict[str, Any]:
+    return {"id": r.name, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
+
+
+def _sampling(
+    req: ChatCompletionRequest | CompletionRequest, max_completion_tokens: int | None, logprobs: int | None
+) -> Sampling:
+    sampling = openai_sampling(
+        max_tokens=max_completion_tokens or req.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        seed=req.seed,
+        stop=req.stop,
+        presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
+        response_format=getattr(req, "response_format", None),
+        logit_bias=req.logit_bias,
+    )
+    return replace(sampling, logprobs=logprobs)
+
+
+def _with_tools(sampling: Sampling, tools: ToolPlan) -> Sampling:
+    """A named or required tool choice constrains the output to its schema (guided decoding)."""
+    if tools.schema is None:
+        return sampling
+    if sampling.json_schema is not None or sampling.json_object:
+        raise BadRequest("response_format cannot be combined with a named or required tool_choice", param="tool_choice")
+    return replace(sampling, json_schema=tools.schema)
+
+
+def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
+    """How many alternatives per token (`top_logprobs`), or None when `logprobs` is off."""
+    _check_top("top_logprobs", req.top_logprobs)
+    if not req.logprobs:
+        if req.top_logprobs:
+            raise BadRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
+        return None
+    return req.top_logprobs or 0
+
+
+def _check_top(name: str, value: int | None) -> None:
+    if value is not None and not 0 <= value <= 20:
+        raise BadRequest(f"{name} must be between 0 and 20, got {value}", param=name)
+
+
+def _n(n: int | None) -> int:
+    if n is None:
+        return 1
+    if not 1 <= n <= 128:
+        raise BadRequest(f"n must be between 1 and 128, got {n}", param="n")
+    return n
+
+
+def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
+def _messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """OpenAI messages for the chat template: `developer` is the system role, tool calls carry
+    argument objects, and a tool result without `name` takes it from the call it answers."""
+    names: dict[str, str] = {}
+    out = []
+    for m in messages:
+        message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role}
+        message["content"] = text_content(m.content)
+        if calls := history_tool_calls(m.tool_calls, arguments_as_text=True):
+            message["tool_calls"] = calls
+            names |= {c["id"]: c["function"]["name"] for c in calls}
+        if m.role == "tool":
+            if not m.tool_call_id:
+                raise BadRequest("messages: a tool message needs 'tool_call_id'", param="messages")
+            message["tool_call_id"] = m.tool_call_id
+            message["name"] = m.name or names.get(m.tool_call_id, "")
+        out.append(message)
+    return out
+
+
+def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:
+    """A string, a one-item list of strings, or a token-id list (sent as prefix ids)."""
+    if isinstance(prompt, list) and len(prompt) == 1 and not isinstance(prompt[0], int):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return TextPrompt(prompt), ()
+    if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+        return TextPrompt(""), tuple(prompt)
+    raise BadRequest("'prompt' must be a string, one string in a list, or a list of token ids", param="prompt")
+
+
+def _sse(streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any) -> StreamingResponse:
+    return StreamingResponse(_frames(streams, sources, chunks), media_type=SSE)
+
+
+async def _frames(
+    streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any
+) -> AsyncIterator[bytes]:
+    try:
+        # Closed at once when the client leaves, so every choice's engine request stops now.
+        async with aclosing(merge(sources)) as frames:
+            async for frame in frames:
+                yield frame
+        if chunks.include_usage:
+            finals = [s.final for s in streams if s.final is not None]
+            yield chunks.usage(finals[0].prompt_tokens, sum(f.output_tokens for f in finals))
+    except HerdError as err:
+        yield openai_encode.error_frame(err)
+    except Exception as exc:
+        yield openai_encode.error_frame(EngineError(str(exc)))
+    yield openai_encode.DONE
+
+
+async def _chat_frames(
+    index: int, events: EventStream, reader: Reader, chunks: openai_encode.ChatChunks
+) -> AsyncGenerator[bytes]:
+    """One choice: its role chunk, content or tool-call deltas (logprobs ride on content), its finish."""
+    yield chunks.role(index)
+    async for step in steps(events, reader):
+        logprobs = step.logprobs
+        for piece in step.pieces:
+            if isinstance(piece, Text):
+                yield chunks.content(piece.text, index, logprobs)
+                logprobs = ()
+            elif isinstance(piece, CallStart):
+                yield chunks.tool_call_start(piece.index, piece.id, piece.name, index)
+            else:
+                yield chunks.tool_call_arguments(piece.index, piece.arguments, index)
+        if logprobs:  # the text is held back (it may be a tool call); its tokens' logprobs are not
+            yield chunks.content("", index, logprobs)
+        if step.final is not None:
+            yield chunks.finish(_finish_reason(step.final, reader), events.router_ns(), index)
+
+
+async def _text_frames(
+    index: int, events: EventStream, chunks: openai_encode.CompletionChunks, logprobs: bool
+) -> AsyncGenerator[bytes]:
+    offset = 0
+    async for step in steps(events, Reader(openai_call_id)):
+        text = "".join(p.text for p in step.pieces if isinstance(p, Text))
+        if text or step.logprobs:
+            lp = openai_encode.completion_logprobs(step.logprobs, offset) if logprobs else None
+            yield chunks.text(text, index, lp)
+            offset += len(text)
+        if step.final is not None:
+            yield chunks.finish(step.final.finish_reason, events.router_ns(), index)
+
+
+def _finish_reason(final: Final, reader: Reader) -> str:
+    return "tool_calls" if reader.calls else final.finish_reason
+
+
+def text_content(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's text: a string, or the `text` parts of an array (other parts are refused clearly)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for part in content:
+        if part.get("type") != "text":
+            raise BadRequest(
+                f"content parts of type {part.get('type')!r} are not supported by this model", param="messages"
+            )
+        texts.append(str(part.get("text", "")))
+    return "".join(texts)

@@ -1,0 +1,72 @@
+"""The router ingress: a Ray Serve deployment whose replicas serve both APIs over HTTP themselves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from ray import serve
+
+from router.api.app import create_app
+from router.api.server import HttpServer
+from router.catalog.catalog import Catalog
+from router.catalog.store import CatalogStore
+from router.dispatch.generation import Generations, ServeHandles
+from router.dispatch.inbox import EventInbox
+from router.dispatch.leases import Leases
+from router.dispatch.metrics import ClusterMetrics, RouterMetrics
+from router.settings import Settings
+from workers.telemetry import report_forever
+
+
+class Router:
+    """Router replica: serves the Starlette app on Herd's port itself, with handles to every worker."""
+
+    # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
+    async def __init__(  # type: ignore[misc]
+        self, settings: Settings, redis_url: str, manager: Any | None, hub: Any | None
+    ) -> None:
+        own = RouterMetrics()
+        replica = serve.get_replica_context().replica_id.unique_id
+        # Workers send generation events here (see router/dispatch/inbox.py); on the node's address so
+        # workers on other nodes reach it too.
+        self._inbox = EventInbox()
+        await self._inbox.start(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+        metrics = ClusterMetrics(own, hub, f"router#{replica}")
+        self._store = CatalogStore.from_url(redis_url)
+        leases = Leases(
+            self._store,
+            manager,
+            replica,
+            default_keep_alive=settings.keep_alive,
+            load_timeout_s=settings.load_timeout_s,
+        )
+        self._tasks = [asyncio.create_task(leases.heartbeat_forever())]
+        if hub is not None:
+            self._tasks.append(
+                asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
+            )
+        generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
+        app = create_app(settings, Catalog(self._store), generations, metrics, manager)
+        self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
+        await self._server.start()
+
+    async def check_health(self) -> None:
+        if not self._server.running():
+            raise RuntimeError("the router's HTTP server stopped")
+
+    def __del__(self) -> None:
+        for part in (getattr(self, "_server", None), getattr(self, "_inbox", None)):
+            if part is not None:
+                part.close()
+
+
+def bind_router(settings: Settings, redis_url: str, manager: Any | None, hub: Any | None) -> Any:
+    """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
+    # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
+    # per-replica request limit does not apply to them.
+    router = serve.deployment(
+        name="router", num_replicas=settings.router_replicas, logging_config=settings.serve_logging()
+    )(Router)
+    return router.bind(settings, redis_url, manager, hub)

@@ -1,0 +1,14 @@
+"""A request's model: resolved through the catalog and noted on the request for its metric label."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from router.catalog.catalog import Catalog, ModelRecord
+
+
+async def resolve_model(catalog: Catalog, request: Request, text: str) -> ModelRecord:
+    """`Catalog.resolve`, also noting the model on the request: the label of its `herd_requests_total`."""
+    record = await catalog.resolve(text)
+    request.state.model = record.name
+    return record

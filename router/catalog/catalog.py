@@ -1,0 +1,143 @@
+"""Model records and the names that resolve to them, read through from the shared Redis store.
+
+Every router replica keeps a copy of the catalog and checks the store's version counter on each
+lookup (one Redis round trip), so a model created, copied or deleted through any replica is seen
+by all of them on their next request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.catalog.names import ModelName, parse_name
+from router.catalog.store import CatalogStore
+from router.errors import BadRequest, ModelNotFound
+from workers.spec import ModelSpec
+
+# What /api/create sets on a record (the rest describes the weights it runs on).
+MODELFILE_FIELDS = ("parent", "system", "template", "parameters", "messages", "license")
+
+
+class ModelRecord(BaseModel):
+    """One model as clients see it: the weights it runs on (`deployment_id`, `spec`) and the
+    defaults its Modelfile sets. Models created FROM another share its deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Display name, e.g. 'smollm2:135m'.")
+    aliases: tuple[str, ...] = ()
+    deployment_id: str
+    spec: ModelSpec
+    model_path: str = Field(description="What vLLM loads: a local folder or a hub id.")
+    size: int
+    digest: str
+    modified_ns: int
+    context_length: int
+    embedding_length: int = 0
+    parent: str = Field("", description="The model this one was created from.")
+    system: str | None = None
+    template: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    messages: tuple[dict[str, str], ...] = ()
+    license: tuple[str, ...] = ()
+
+    @property
+    def model_name(self) -> ModelName:
+        return parse_name(self.name)
+
+    @property
+    def capabilities(self) -> list[str]:
+        # Every generation model can call tools here (guided decoding, or the tool prompt for
+        # templates without tools); editors such as VS Code list only models that say so.
+        return ["embedding"] if self.spec.kind == "embed" else ["completion", "tools"]
+
+    def chat_messages(self, messages: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+        """A request's messages after the model's SYSTEM default (unless the request has its own
+        system message) and MESSAGE history, in Ollama's order."""
+        has_system = any(m["role"] == "system" for m in messages)
+        head = [] if has_system or not self.system else [{"role": "system", "content": self.system}]
+        return (*head, *self.messages, *messages)
+
+    def require_generation(self, requested: str, endpoint: str) -> None:
+        """Embedding models cannot chat or generate: Ollama's 400 text, not an engine failure."""
+        if "completion" not in self.capabilities:
+            raise BadRequest(f'"{requested}" does not support {endpoint}')
+
+    def require_embedding(self, requested: str) -> None:
+        """Generation models have no pooling runner: Ollama's 400 text, before any engine call."""
+        if "embedding" not in self.capabilities:
+            raise BadRequest(f'"{requested}" does not support embeddings', param="model")
+
+
+class LoadedModel(BaseModel):
+    """A deployment with running replicas, as the model manager recorded it when it loaded."""
+
+    name: str = Field(description="The name the model was loaded for.")
+    loaded_ns: int = 0
+    load_s: float = 0.0
+    always_on: bool = False
+    # /api/ps still shows a model whose names were deleted while it drains.
+    record: ModelRecord | None = None
+
+
+class Catalog:
+    """Resolves Ollama names (case-insensitive, default namespace and tag) to records."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self.store = store
+        self._version = -1
+        self._records: dict[str, ModelRecord] = {}
+        self._names: dict[str, str] = {}
+
+    async def refresh(self) -> None:
+        version = await self.store.version()
+        if version == self._version:
+            return
+        version, records, names = await self.store.snapshot()
+        self._records = {key: ModelRecord.model_validate_json(raw) for key, raw in records.items()}
+        self._names, self._version = names, version
+
+    async def resolve(self, text: str) -> ModelRecord:
+        """The record for a request's `model` string; raises ModelNotFound (or BadRequest if malformed)."""
+        key = parse_name(text).key
+        await self.refresh()
+        record = self._records.get(self._names.get(key, ""))
+        if record is None:
+            raise ModelNotFound(text)
+        return record
+
+    async def find(self, text: str) -> ModelRecord | None:
+        try:
+            return await self.resolve(text)
+        except ModelNotFound:
+            return None
+
+    async def records(self) -> list[ModelRecord]:
+        """Newest first, as Ollama lists them."""
+        await self.refresh()
+        return sorted(self._records.values(), key=lambda r: (-r.modified_ns, r.name))
+
+    async def loaded(self) -> dict[str, LoadedModel]:
+        """Deployments with running replicas (deployment id -> what the manager recorded)."""
+        return {dep: LoadedModel.model_validate_json(raw) for dep, raw in (await self.store.loaded()).items()}
+
+    async def expiries(self) -> dict[str, int | None]:
+        """Deployment id -> wall-clock ns after which it may unload; None: never."""
+        return await self.store.expiries()
+
+    async def set_loaded(self, deployment_id: str, loaded: LoadedModel) -> None:
+        await self.store.set_loaded(deployment_id, loaded.model_dump_json())
+
+    async def put(self, record: ModelRecord) -> None:
+        """Register `record` under its name and aliases (replacing a record of the same name)."""
+        key = record.model_name.key
+        await self.store.put(key, record.model_dump_json(), [key, *(parse_name(a).key for a in record.aliases)])
+
+    async def remove(self, text: str) -> ModelRecord:
+        """Remove a name (an alias, or a model with all its aliases); ModelNotFound if there is none."""
+        removed, _ = await self.store.remove(parse_name(text).key)
+        if removed is None:
+            raise ModelNotFound(text)
+        return ModelRecord.model_validate_json(removed)

@@ -1,0 +1,149 @@
+"""Herd's shared state in Redis: the model catalog and which models are loaded.
+
+Keys (all under `herd:`):
+- `herd:models` hash, canonical name key -> record JSON; `herd:names` hash, every name key
+  (canonical and alias) -> canonical key; `herd:catalog:version`, bumped on every change.
+- `herd:loaded` hash, deployment id -> JSON about the running replicas; `herd:expiry` hash,
+  deployment id -> wall-clock ns after which it may unload (-1: never).
+- `herd:busy:<router>` hash, deployment id -> requests that router has in flight. Each router
+  refreshes its key's TTL, so a router that dies cannot pin a model loaded forever.
+
+Catalog changes take `herd:catalog:lock`, so create/copy/delete through different replicas
+never interleave. Runtime keys are reset when the stack starts (nothing is loaded then).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+MODELS = "herd:models"
+NAMES = "herd:names"
+VERSION = "herd:catalog:version"
+LOCK = "herd:catalog:lock"
+LOADED = "herd:loaded"
+EXPIRY = "herd:expiry"
+BUSY = "herd:busy:"
+BUSY_TTL_S = 30
+FOREVER = -1
+
+
+class CatalogStore:
+    def __init__(self, redis: Redis) -> None:
+        # redis-py's async stubs type replies as `Awaitable[...] | ...` unions; Any keeps this readable.
+        self._redis: Any = redis
+
+    @classmethod
+    def from_url(cls, url: str) -> CatalogStore:
+        return cls(Redis.from_url(url, decode_responses=True))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        return int(await self._redis.get(VERSION) or 0)
+
+    async def snapshot(self) -> tuple[int, dict[str, str], dict[str, str]]:
+        """(version, canonical key -> record JSON, name key -> canonical key), read atomically."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(VERSION).hgetall(MODELS).hgetall(NAMES)
+            version, records, names = await pipe.execute()
+        return int(version or 0), records, names
+
+    async def put(self, key: str, record_json: str, names: list[str]) -> None:
+        """Register (or replace) the record at `key`, reachable by `names` (which include `key`).
+
+        A replaced record's old aliases are dropped; a name another record held moves to this one.
+        """
+        async with self._redis.lock(LOCK, timeout=10, blocking_timeout=10):
+            current = await self._redis.hgetall(NAMES)
+            stale = [name for name, target in current.items() if target == key and name not in names]
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if stale:
+                    pipe.hdel(NAMES, *stale)
+                pipe.hset(MODELS, key, record_json)
+                pipe.hset(NAMES, mapping=dict.fromkeys(names, key))
+                pipe.incr(VERSION)
+                await pipe.execute()
+
+    async def remove(self, name_key: str) -> tuple[str | None, bool]:
+        """Remove a name. Returns (the record JSON it named, whether the record itself went).
+
+        Removing an alias leaves its record; removing a canonical name removes the record and
+        every alias of it. (None, False) when no such name exists.
+        """
+        async with self._redis.lock(LOCK, timeout=10, blocking_timeout=10):
+            target = await self._redis.hget(NAMES, name_key)
+            if target is None:
+                return None, False
+            record = await self._redis.hget(MODELS, target)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if target == name_key:
+                    current = await self._redis.hgetall(NAMES)
+                    pipe.hdel(NAMES, *[name for name, t in current.items() if t == target])
+                    pipe.hdel(MODELS, target)
+                else:
+                    pipe.hdel(NAMES, name_key)
+                pipe.incr(VERSION)
+                await pipe.execute()
+            return record, target == name_key
+
+    # -- loaded models ------------------------------------------------------------------------
+
+    async def loaded(self) -> dict[str, str]:
+        """Deployment id -> the JSON of its `LoadedModel` (parsed by the catalog)."""
+        return dict(await self._redis.hgetall(LOADED))
+
+    async def set_loaded(self, deployment_id: str, loaded_json: str) -> None:
+        await self._redis.hset(LOADED, deployment_id, loaded_json)
+
+    async def clear_loaded(self, deployment_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(LOADED, deployment_id).hdel(EXPIRY, deployment_id)
+            await pipe.execute()
+
+    async def expiries(self) -> dict[str, int | None]:
+        """Deployment id -> wall-clock ns after which it may unload; None: never."""
+        return {dep: _expiry(ns) for dep, ns in (await self._redis.hgetall(EXPIRY)).items()}
+
+    async def set_expiry(self, deployment_id: str, expires_ns: int | None) -> None:
+        await self._redis.hset(EXPIRY, deployment_id, FOREVER if expires_ns is None else expires_ns)
+
+    async def begin(self, router_id: str, deployment_id: str) -> bool:
+        """Count a request in flight on this router; returns whether the deployment is loaded."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(BUSY + router_id, deployment_id, 1).expire(BUSY + router_id, BUSY_TTL_S)
+            pipe.hexists(LOADED, deployment_id)
+            *_, loaded = await pipe.execute()
+        return bool(loaded)
+
+    async def end(self, router_id: str, deployment_id: str, expires_ns: int | None) -> None:
+        """The request finished: the model's keep-alive now runs from here (the last request's wins)."""
+        expiry = FOREVER if expires_ns is None else expires_ns
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(BUSY + router_id, deployment_id, -1).hset(EXPIRY, deployment_id, expiry)
+            await pipe.execute()
+
+    async def heartbeat(self, router_id: str) -> None:
+        await self._redis.expire(BUSY + router_id, BUSY_TTL_S)
+
+    async def busy(self) -> dict[str, int]:
+        """Requests in flight per deployment, summed over live routers."""
+        total: dict[str, int] = {}
+        async for key in self._redis.scan_iter(match=BUSY + "*"):
+            for dep, count in (await self._redis.hgetall(key)).items():
+                total[dep] = total.get(dep, 0) + int(count)
+        return total
+
+    async def reset_runtime(self) -> None:
+        """At stack start nothing is loaded: forget loaded/expiry/busy state of a previous run."""
+        keys = [key async for key in self._redis.scan_iter(match=BUSY + "*")]
+        await self._redis.delete(LOADED, EXPIRY, *keys)
+
+
+def _expiry(raw: str) -> int | None:
+    ns = int(raw)
+    return None if ns == FOREVER else ns

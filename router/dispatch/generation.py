@@ -1,0 +1,298 @@
+"""Start a generation on a model's worker deployment and read its events, with errors mapped.
+
+The first batch is awaited before a response starts, so anything that fails early (a bad
+parameter, a prompt that does not fit, a dead replica) still gets a real HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from router.catalog.catalog import ModelRecord
+from router.dispatch.inbox import EventInbox, Incoming
+from router.dispatch.leases import Lease, Leases
+from router.dispatch.metrics import GenerationObserver, RouterMetrics
+from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost, TimedOut
+from router.ids import new_request_id
+from workers.events import (
+    Delta,
+    EmbedRequest,
+    EmbedResult,
+    Event,
+    Final,
+    GenerationRequest,
+    InvalidRequest,
+    PromptTooLong,
+)
+
+RETRY_AFTER_S = 2
+
+
+def map_error(exc: BaseException) -> HerdError:
+    """Worker-side exceptions (Ray re-raises them as subclasses of the original) to client errors."""
+    # RayTaskError keeps the worker's own exception as `cause`, whose text has no remote traceback.
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, Exception):
+        exc = cause
+    if isinstance(exc, HerdError):
+        return exc
+    if isinstance(exc, BackPressureError):
+        return Overloaded("the model's request queue is full, try again shortly", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, RayActorError):
+        # Ray's own text is a paragraph about OOM killers; the client needs the fact and a retry hint.
+        return ReplicaLost("the model's engine replica died; a new one is starting", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, DeploymentUnavailableError):
+        return Overloaded("the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S)
+    if isinstance(exc, PromptTooLong):
+        return ContextLengthExceeded(_cause_text(exc))
+    if isinstance(exc, InvalidRequest):
+        return BadRequest(_cause_text(exc))
+    return EngineError(f"the model's engine failed: {_cause_text(exc)}")
+
+
+def _cause_text(exc: BaseException) -> str:
+    # RayTaskError's str() carries a remote traceback; the last line is the original message.
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+@dataclass
+class EventStream:
+    """Events of one generation; iterate once. Leaving early cancels the engine request."""
+
+    _first: list[Event]
+    _rest: Incoming
+    started_ns: int = 0
+    _observer: GenerationObserver | None = None
+    _lease: Lease | None = None
+    final: Final | None = field(default=None)
+    _first_token_ns: int = 0
+    _last_token_ns: int = 0
+
+    def router_ns(self) -> int:
+        """The router's added time so far: its wall time for the request minus the worker's own time."""
+        worker_ns = self.final.worker_ns if self.final else 0
+        return max(now_ns() - self.started_ns - worker_ns, 0)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        batch: list[Event] | None = self._first
+        try:
+            while batch is not None:
+                for event in batch:
+                    if isinstance(event, Final):
+                        self.final = event
+                    elif event.tokens:
+                        self._last_token_ns = now_ns()
+                        self._first_token_ns = self._first_token_ns or self._last_token_ns
+                    yield event
+                if self.final is not None:
+                    break  # `Final` is the worker's last event
+                try:
+                    batch = await anext(self._rest)
+                except StopAsyncIteration:
+                    batch = None
+                except Exception as exc:
+                    raise map_error(exc) from exc
+            if self.final is not None and self._observer is not None:
+                first, last = self._first_token_ns, self._last_token_ns
+                self._observer.finished(self.final, self.started_ns, first, last, now_ns(), self.router_ns())
+        finally:
+            if self.final is None:
+                # The client went away (or the stream broke): stop the engine request too.
+                self.cancel()
+            self._rest.release()
+            if self._observer is not None:
+                self._observer.closed()
+            if self._lease is not None:
+                self._lease.release()
+        if self.final is None:
+            raise EngineError("the model's engine ended the stream without finishing")
+
+    async def collect(self) -> tuple[str, Final]:
+        """The whole answer and its `Final` (for non-streaming responses)."""
+        parts: list[str] = []
+        async for event in self:
+            if isinstance(event, Delta):
+                parts.append(event.text)
+        assert self.final is not None
+        return "".join(parts), self.final
+
+    def cancel(self) -> None:
+        self._rest.cancel()
+
+    def abandon(self) -> None:
+        """For a stream that will never be iterated (a sibling choice failed to start): stop it."""
+        self.cancel()
+        if self._observer is not None:
+            self._observer.closed()
+        if self._lease is not None:
+            self._lease.release()
+
+
+class Generations:
+    """Routes generation requests to worker deployments and records the router's added time."""
+
+    def __init__(
+        self,
+        workers: Handles,
+        metrics: RouterMetrics,
+        inbox: EventInbox,
+        leases: Leases,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self._workers = workers
+        self._metrics = metrics
+        self._inbox = inbox
+        self.leases = leases
+        self._timeout_ns = int(timeout_s * 1e9)
+
+    async def open(
+        self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int, keep_alive: Any = None
+    ) -> EventStream:
+        """`started_ns` is when the request reached the router, so parsing counts as router time.
+        The model is loaded first if it is not (Ollama's `keep_alive` then says for how long)."""
+        lease = await self.leases.acquire(record, keep_alive)
+        handle = self._handle(record, lease)
+        observer = self._metrics.generation(record.name, api)
+        deadline = started_ns + self._timeout_ns
+        try:
+            try:
+                incoming, first = await self._start(handle, request, deadline)
+            except ReplicaLost:
+                # The replica died before sending anything: once more, on another replica, under a
+                # new id so nothing late from the first attempt can mix in.
+                retry = replace(request, request_id=new_request_id())
+                incoming, first = await self._start(handle, retry, deadline)
+        except BaseException:
+            observer.closed()
+            lease.release()
+            raise
+        return EventStream(first, incoming, started_ns, observer, lease)
+
+    async def open_choices(
+        self, record: ModelRecord, request: GenerationRequest, n: int, api: str, started_ns: int
+    ) -> list[EventStream]:
+        """`n` independent generations of one request (OpenAI `n`), started together.
+
+        Each has its own request id, and with a seed, seed + i: reproducible, yet not n copies.
+        """
+        seed = request.sampling.seed
+        requests = [request] + [
+            replace(
+                request,
+                request_id=new_request_id(),
+                sampling=replace(request.sampling, seed=None if seed is None else seed + i),
+            )
+            for i in range(1, n)
+        ]
+        opened = await asyncio.gather(
+            *(self.open(record, r, api, started_ns) for r in requests), return_exceptions=True
+        )
+        streams = [s for s in opened if isinstance(s, EventStream)]
+        failure = next((s for s in opened if isinstance(s, BaseException)), None)
+        if failure is not None:
+            for s in streams:
+                s.abandon()
+            raise failure
+        return streams
+
+    async def _start(self, handle: Any, request: GenerationRequest, deadline_ns: int) -> tuple[Incoming, list[Event]]:
+        call = handle.generate_to.remote(request, self._inbox.address)
+        time_left_s = max(deadline_ns - now_ns(), 0) / 1e9
+        incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
+        return incoming, await _first_batch(incoming)
+
+    async def embed(self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None) -> EmbedResult:
+        lease = await self.leases.acquire(record, keep_alive)
+        handle = self._handle(record, lease)
+        try:
+            result: EmbedResult = await handle.embed.remote(request)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        finally:
+            lease.release()
+        return result
+
+    def _handle(self, record: ModelRecord, lease: Lease) -> Any:
+        try:
+            handle = self._workers.get(record.deployment_id)
+            if handle is None:
+                raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
+        except BaseException:
+            lease.release()
+            raise
+        return handle
+
+    async def readiness(self, deployment_ids: list[str], timeout_s: float = 5.0) -> dict[str, str]:
+        """Per deployment: "ready" when one of its replicas' engines answers within `timeout_s`."""
+
+        async def probe(deployment_id: str) -> str:
+            try:
+                await asyncio.wait_for(self._workers.get(deployment_id).ping.remote(), timeout_s)
+            except Exception as exc:
+                return f"not ready: {map_error(exc).message}"
+            return "ready"
+
+        states = await asyncio.gather(*(probe(d) for d in deployment_ids))
+        return dict(zip(deployment_ids, states, strict=True))
+
+    async def stats(self, deployment_ids: list[str]) -> dict[str, Any]:
+        """Engine counters of one replica per model (requests the engine still holds, process id)."""
+        return {d: await self._workers.get(d).stats.remote() for d in deployment_ids}
+
+
+class Handles(Protocol):
+    """Ray Serve handles by deployment id (`ServeHandles`; a dict of doubles in unit tests)."""
+
+    def get(self, deployment_id: str) -> Any: ...
+
+
+class ServeHandles:
+    """Each model's worker is its own Serve application named by its deployment id (see
+    router/manager/lifecycle.py); a handle stays valid while its application stops and starts again."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Any] = {}
+
+    def get(self, deployment_id: str) -> Any:
+        from ray import serve
+
+        handle = self._handles.get(deployment_id)
+        if handle is None:
+            try:
+                handle = serve.get_deployment_handle(deployment_id, app_name=deployment_id)
+            except KeyError:  # unloaded between the lease and here
+                raise Overloaded(
+                    "the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S
+                ) from None
+            self._handles[deployment_id] = handle
+        return handle
+
+
+async def _first_batch(incoming: Incoming) -> list[Event]:
+    try:
+        first: list[Event] = await anext(incoming)
+    except StopAsyncIteration:
+        incoming.release()
+        raise EngineError("the model's engine returned nothing") from None
+    except TimedOut:
+        incoming.cancel()
+        raise
+    except Exception as exc:
+        incoming.release()
+        raise map_error(exc) from exc
+    except BaseException:  # cancelled while waiting for the first token: the client left
+        incoming.cancel()
+        raise
+    return first
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()

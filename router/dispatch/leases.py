@@ -1,0 +1,102 @@
+"""The router's side of keep_alive: count requests per model in Redis, and have the model
+manager start a model's replicas when a request finds it unloaded.
+
+The request waits for the load up to `load_timeout_s`, then gets a 503 with Retry-After while the
+load goes on. When a request ends, its keep_alive sets when the model may unload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from router.catalog.catalog import ModelRecord
+from router.catalog.keep_alive import expiry_ns, keep_alive_ns
+from router.catalog.store import CatalogStore
+from router.errors import EngineError, HerdError, Overloaded
+
+HEARTBEAT_S = 10
+LOADING_RETRY_AFTER_S = 10
+
+
+class Leases:
+    def __init__(
+        self,
+        store: CatalogStore,
+        manager: Any | None,
+        router_id: str,
+        *,
+        default_keep_alive: str = "5m",
+        load_timeout_s: float = 180,
+    ) -> None:
+        self.store = store
+        self._manager = manager  # the ModelManager actor; None where models are deployed by hand (bench)
+        self._router_id = router_id
+        self._default_keep_alive = default_keep_alive
+        self._load_timeout_s = load_timeout_s
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def keep_alive_ns(self, keep_alive: Any) -> int | None:
+        """A request's `keep_alive` (None: the cluster default) in ns; None means forever."""
+        return keep_alive_ns(keep_alive, self._default_keep_alive)
+
+    async def acquire(self, record: ModelRecord, keep_alive: Any = None) -> Lease:
+        """Count a request on `record`'s model, loading the model first if it is not loaded."""
+        keep_alive_ns = self.keep_alive_ns(keep_alive)
+        loaded = await self.store.begin(self._router_id, record.deployment_id)
+        lease = Lease(self, record.deployment_id, keep_alive_ns)
+        if not loaded:
+            try:
+                await self.load(record, keep_alive_ns)
+            except BaseException:
+                lease.release()
+                raise
+        return lease
+
+    async def load(self, record: ModelRecord, keep_alive_ns: int | None) -> None:
+        if self._manager is None:
+            raise EngineError(f"model '{record.name}' is not loaded and this router has no model manager")
+        call = self._manager.ensure_loaded.remote(record.model_dump_json(), keep_alive_ns)
+        try:
+            await asyncio.wait_for(asyncio.shield(call), self._load_timeout_s)
+        except TimeoutError:
+            raise Overloaded(
+                f"model '{record.name}' is still loading, try again shortly", retry_after=LOADING_RETRY_AFTER_S
+            ) from None
+        except HerdError:
+            raise
+        except Exception as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise EngineError(f"model '{record.name}' failed to load: {cause}") from exc
+
+    async def unload(self, record: ModelRecord) -> None:
+        """keep_alive 0 with nothing to generate: stop the replicas now (not an always-on model's)."""
+        if self._manager is not None and not record.spec.always_on:
+            await self._manager.unload.remote(record.deployment_id)
+
+    def _end(self, deployment_id: str, keep_alive_ns: int | None) -> None:
+        # Not awaited by the response: the client's last byte must not wait on Redis.
+        task = asyncio.create_task(self.store.end(self._router_id, deployment_id, expiry_ns(keep_alive_ns)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def heartbeat_forever(self) -> None:
+        """Keep this router's in-flight counts alive in Redis (they expire if the router dies)."""
+        while True:
+            await self.store.heartbeat(self._router_id)
+            await asyncio.sleep(HEARTBEAT_S)
+
+
+class Lease:
+    """One request's hold on a model; `release` once, when the request ends."""
+
+    def __init__(self, leases: Leases, deployment_id: str, keep_alive_ns: int | None) -> None:
+        self._leases = leases
+        self._deployment_id = deployment_id
+        self._keep_alive_ns = keep_alive_ns
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._leases._end(self._deployment_id, self._keep_alive_ns)

@@ -1,0 +1,69 @@
+"""The catalog in a real Redis: names, aliases, and two replicas' views of one store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from router.catalog.catalog import Catalog, LoadedModel
+from router.catalog.store import CatalogStore
+from router.errors import ModelNotFound
+from tests.support import record
+
+
+def test_a_change_through_one_replica_is_seen_by_another(redis_url: str) -> None:
+    async def run() -> None:
+        one, two = Catalog(CatalogStore.from_url(redis_url)), Catalog(CatalogStore.from_url(redis_url))
+        await one.put(record("llama3:8b", aliases=("llama3:latest",)))
+        assert (await two.resolve("LLAMA3")).name == "llama3:8b"  # alias, case-insensitive, default tag
+        assert (await two.resolve("registry.ollama.ai/library/llama3:8b")).name == "llama3:8b"
+        await two.put(record("copy:1").model_copy(update={"modified_ns": 1}))
+        assert [r.name for r in await one.records()] == ["copy:1", "llama3:8b"]  # newest first
+
+        removed = await one.remove("llama3:latest")  # an alias: the model stays
+        assert removed.name == "llama3:8b"
+        assert (await two.resolve("llama3:8b")).name == "llama3:8b"
+        with pytest.raises(ModelNotFound):
+            await two.resolve("llama3")
+        await one.put(record("llama3:8b", aliases=("llama3:latest",)))
+        await one.remove("llama3:8b")  # the model: its aliases go with it
+        for name in ("llama3:8b", "llama3"):
+            with pytest.raises(ModelNotFound):
+                await two.resolve(name)
+        with pytest.raises(ModelNotFound):
+            await one.remove("llama3:8b")
+
+    asyncio.run(run())
+
+
+def test_replacing_a_record_drops_its_old_aliases_and_takes_over_names(redis_url: str) -> None:
+    async def run() -> None:
+        catalog = Catalog(CatalogStore.from_url(redis_url))
+        await catalog.put(record("a:1", aliases=("a:old",)))
+        await catalog.put(record("b:1", aliases=("shared:1",)))
+        await catalog.put(record("a:1", aliases=("shared:1",), system="new"))
+        assert (await catalog.find("a:old")) is None
+        assert (await catalog.resolve("shared:1")).name == "a:1"
+        assert (await catalog.resolve("a:1")).system == "new"
+        assert (await catalog.resolve("b:1")).name == "b:1"
+
+    asyncio.run(run())
+
+
+def test_in_flight_counts_sum_over_routers_and_reset_at_start(redis_url: str) -> None:
+    async def run() -> None:
+        store = CatalogStore.from_url(redis_url)
+        await store.set_loaded("m--1", LoadedModel(name="m:1").model_dump_json())
+        assert await store.begin("router-a", "m--1") is True
+        assert await store.begin("router-b", "m--1") is True
+        assert await store.begin("router-b", "other") is False  # not loaded
+        assert await store.busy() == {"m--1": 2, "other": 1}
+        await store.end("router-a", "m--1", 123)
+        assert (await store.busy())["m--1"] == 1 and (await store.expiries())["m--1"] == 123
+        await store.end("router-b", "m--1", None)
+        assert (await store.expiries())["m--1"] is None
+        await store.reset_runtime()
+        assert await store.loaded() == {} and await store.busy() == {} and await store.expiries() == {}
+
+    asyncio.run(run())
