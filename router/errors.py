@@ -2,7 +2,8 @@
 
 Each error knows its HTTP status, the text Ollama would send and the type/code OpenAI would
 send. Rendering happens in exactly two places per protocol: before the first byte (a real
-status) and after it (an in-band NDJSON line or SSE frame), both in `router.api.ollama.encode and router.api.openai.encode`.
+status, `router.api.app.render_error`) and after it (an in-band NDJSON line or SSE frame, each
+protocol's `encode` module).
 """
 
 from __future__ import annotations

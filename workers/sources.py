@@ -7,12 +7,14 @@ last, so an interrupted conversion never leaves a half-written model that a late
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,22 +62,40 @@ def prepare(source: SourceSpec, store: Path, store_id: str, progress: Progress =
 
 
 def convert_gguf(gguf: Path, target: Path, progress: Progress = print) -> Path:
-    """Dequantize a GGUF into a bf16 HF folder at `target`; reuse it if a previous run finished it."""
-    if (target / "config.json").is_file():
-        progress(f"using converted model {target}")
-        return target
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    started = time.monotonic()
-    try:
-        _convert_into(gguf, tmp, progress, started)
-    except BaseException:
+    """Dequantize a GGUF into a bf16 HF folder at `target`; reuse it if a previous run finished it.
+
+    Safe when several processes (two pulls, two stacks sharing one store) convert the same model
+    at once: an exclusive lock on `<target>.lock` makes the others wait and then reuse the result.
+    Leftovers of a crashed conversion (`<target>.partial`) are removed by the next one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.with_name(target.name + ".lock")):
+        if (target / "config.json").is_file():
+            progress(f"using converted model {target}")
+            return target
+        tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tmp.rename(target)
+        tmp.mkdir()
+        started = time.monotonic()
+        try:
+            _convert_into(gguf, tmp, progress, started)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tmp.rename(target)
     progress(f"[4/4] model ready in {target} ({time.monotonic() - started:.0f}s)")
     return target
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, released when the holder exits or dies (the kernel drops it)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _convert_into(gguf: Path, out: Path, progress: Progress, started: float) -> None:

@@ -165,13 +165,19 @@ class PullJobs:
         self._jobs: dict[str, PullJob] = {}
         self._by_name: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starting: dict[str, asyncio.Lock] = {}
 
     async def start(self, name: str, source: str | None, overrides: dict[str, Any] | None = None) -> str:
         """A job id; raises BadRequest (a real 400, before any progress) when the source is unusable."""
         key = parse_name(name).key
-        running = self._by_name.get(key)
-        if running is not None and not self._jobs[running].done:
-            return running
+        # Held across the awaits below, so a second pull of the name joins the first one's job.
+        async with self._starting.setdefault(key, asyncio.Lock()):
+            running = self._by_name.get(key)
+            if running is not None and not self._jobs[running].done:
+                return running
+            return await self._start(key, name, source, overrides)
+
+    async def _start(self, key: str, name: str, source: str | None, overrides: dict[str, Any] | None) -> str:
         current = await self._catalog.find(name)
         spec = spec_for(name, source, self._config, current)
         # Pulling a catalog model again re-verifies its weights; the record keeps its identity

@@ -28,8 +28,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Herd on the embedded default. The model store is shared across runs
-    (conversion happens once).
+    """Base URL of a running Herd on the embedded default. The model store is shared by the run's
+    stacks (conversion happens once).
 
     HERD_TEST_URL points the suite at a Herd you already started (faster edit-test loops).
     """
@@ -40,9 +40,14 @@ def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
+# Converted test models, shared by every test Herd of a run (GGUF conversion happens once per
+# checkout): in the repo's ignored work folder, never the user's own ~/.herd.
+TEST_STORE = Path(__file__).resolve().parents[2] / ".herd-test" / "models"
+
+
 def shared_store() -> Path:
-    """The model store every test Herd shares, so GGUF conversion happens once per machine."""
-    store = Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd")) / "models"
+    """The model store every test Herd shares; HERD_TEST_STORE overrides it."""
+    store = Path(os.environ.get("HERD_TEST_STORE", TEST_STORE))
     store.mkdir(parents=True, exist_ok=True)
     return store
 

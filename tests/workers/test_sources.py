@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from workers import sources
 from workers.sources import SourceError, describe, locate, package_path
 from workers.spec import SourceSpec
 
@@ -42,3 +45,24 @@ def test_describe_hashes_weights_and_caches_the_digest(tmp_path: Path) -> None:
     assert describe(str(tmp_path)).digest == "cached"  # unchanged weights: no re-hash
     (tmp_path / "model.safetensors").write_bytes(b"new weights")
     assert describe(str(tmp_path)).digest == hashlib.sha256(b"new weights").hexdigest()
+
+
+def test_concurrent_conversions_of_one_model_convert_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes' pulls of a new model at once: one converts, the other reuses its result."""
+    calls: list[Path] = []
+
+    def slow_convert(gguf: Path, out: Path, progress: object, started: float) -> None:
+        calls.append(out)
+        time.sleep(0.3)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(sources, "_convert_into", slow_convert)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    (tmp_path / "store" / "m.partial").mkdir(parents=True)  # a crashed conversion's leftovers
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: sources.convert_gguf(gguf, tmp_path / "store" / "m", lambda _: None), range(4))
+        )
+    assert len(calls) == 1 and set(results) == {tmp_path / "store" / "m"}
+    assert (tmp_path / "store" / "m" / "config.json").is_file() and not (tmp_path / "store" / "m.partial").exists()

@@ -1,7 +1,7 @@
 """Ollama native API: `/api/generate`, `/api/chat` and `/api/version` (models: router/api/models.py).
 
 Handlers parse, build one engine-neutral `GenerationRequest`, and render events with the pure
-encoders in `router.api.ollama.encode and router.api.openai.encode`. Errors before the first byte become a real status (app-level
+encoders in `router.api.ollama.encode`. Errors before the first byte become a real status (app-level
 handler); after it, one in-band `{"error": ...}` line.
 """
 

@@ -106,3 +106,17 @@ async def _finish(jobs: PullJobs, job_id: str) -> list[dict[str, object]]:
 )
 def test_progress_line(completed: int, total: int, expected: str) -> None:
     assert progress_line("verifying", completed, total, width=20) == expected
+
+
+def test_concurrent_pulls_of_one_name_start_one_job(redis_url: str, tmp_path: Path) -> None:
+    """Both start while the first still checks its source: they must still share one job."""
+    chat = _hf_folder(tmp_path / "chat", "LlamaForCausalLM", b"\1" * 1000)
+    config = ClusterConfig(models=default_config().models)
+
+    async def run() -> None:
+        jobs = PullJobs(Catalog(CatalogStore.from_url(redis_url)), config, tmp_path / "store")
+        ids = await asyncio.gather(*(jobs.start(f"same:{'X' if i % 2 else 'x'}", str(chat)) for i in range(4)))
+        assert len(set(ids)) == 1
+        assert (await _finish(jobs, ids[0]))[-1] == {"status": "success"}
+
+    asyncio.run(run())
