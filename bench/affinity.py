@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.configs import chat_only_yaml
 from bench.run import ROOT, free_port, settle, stop, wait_ready
-from router.config import chat_only_yaml
 
 MODEL = "smollm2"
 SYSTEM = "You are a patient teacher. Answer in two sentences. " * 8  # a shared prefix, as real apps have

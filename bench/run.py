@@ -47,7 +47,7 @@ def free_port() -> int:
 
 def chat_only_config() -> Path:
     """Herd's embedded default without its embedding model: every contender serves one model."""
-    from router.config import chat_only_yaml
+    from bench.configs import chat_only_yaml
 
     path = Path(tempfile.gettempdir()) / "herd-bench-chat.yaml"
     path.write_text(chat_only_yaml())

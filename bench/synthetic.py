@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from workers.channel import EventSender
-from workers.events import Delta, Event, Final, GenerationRequest
+from workers.events import Delta, EmbedRequest, EmbedResult, Event, Final, GenerationRequest, InvalidRequest
 
 DEFAULT_TOKENS = 16
 
 
 class SyntheticTokenSource:
+    """Serves `workers.surface.WorkerSurface`, as the real worker deployment does."""
+
     def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
         self._open = 0
@@ -50,6 +52,9 @@ class SyntheticTokenSource:
                 yield batch
         finally:
             self._open -= 1
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        raise InvalidRequest("the synthetic token source does not embed")
 
     async def ping(self) -> bool:
         return True

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router.errors import ConfigError
 from workers.spec import ModelSpec, SourceSpec
 
 
@@ -24,10 +25,6 @@ class ClusterConfig(BaseModel):
         """Models `pull` knows by name alone: this config's, then the embedded default's."""
         names = {m.name for m in self.models}
         return [*self.models, *(m for m in default_config().models if m.name not in names)]
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; the message names the file and the field."""
 
 
 def default_config() -> ClusterConfig:
@@ -78,10 +75,3 @@ def load_config(path: Path) -> ClusterConfig:
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
-
-
-def chat_only_yaml(**overrides: Any) -> str:
-    """Config YAML for the embedded default's chat model alone, with `overrides` (benchmarks, tests)."""
-    chat = next(m for m in default_config().models if m.kind == "generate")
-    text: str = yaml.safe_dump({"models": [chat.model_dump(mode="json", exclude_defaults=True) | overrides]})
-    return text

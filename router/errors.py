@@ -8,6 +8,8 @@ protocol's `encode` module).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HerdError(Exception):
     status: int = 500
@@ -22,6 +24,18 @@ class HerdError(Exception):
 
     def openai_message(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as `cls(*args)`, which loses the keyword fields and breaks subclasses
+        # with other constructors (ModelNotFound); Ray pickles them between processes.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[HerdError], args: tuple[Any, ...], state: dict[str, Any]) -> HerdError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class BadRequest(HerdError):
@@ -76,6 +90,22 @@ class ReplicaLost(HerdError):
     status = 503
     openai_type = "api_error"
     openai_code = "replica_lost"
+
+
+class StartupError(HerdError):
+    """`herd` cannot start: a bad cluster config, no Redis, a port taken. The CLI prints it and exits 2."""
+
+
+class ConfigError(StartupError):
+    """The cluster config file cannot be read or does not validate; the text names file and field."""
+
+
+class RedisUnavailable(StartupError):
+    """The embedded redis-server cannot be found or started."""
+
+
+class ServerStopped(HerdError):
+    """The router replica's HTTP server is not running (its health check fails, Serve replaces it)."""
 
 
 class EngineError(HerdError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve import Deployment
@@ -13,6 +13,7 @@ from workers.channel import EventSender
 from workers.engine import Engine
 from workers.events import EmbedRequest, EmbedResult, GenerationRequest
 from workers.spec import ModelSpec
+from workers.surface import WorkerSurface
 from workers.telemetry import report_forever, vllm_metrics_text
 
 # vLLM's CPU backend reserves 4 GiB of KV cache unless told otherwise; a small model needs far less.
@@ -113,3 +114,7 @@ def worker_options(spec: ModelSpec) -> dict[str, Any]:
         "health_check_period_s": 10,
         "health_check_timeout_s": 30,
     }
+
+
+if TYPE_CHECKING:  # mypy checks that the deployment serves the surface routers call
+    _serves: type[WorkerSurface] = ModelWorker

@@ -154,5 +154,9 @@ class InvalidRequest(ValueError):
     """The engine rejected the request's parameters; the router answers 400."""
 
 
+class SourceError(InvalidRequest):
+    """A model's source cannot be found or prepared (raised by `workers.sources` in a pull)."""
+
+
 class PromptTooLong(InvalidRequest):
     """The prompt leaves no room in the model's context; the router answers 400."""

@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workers.events import SourceError
 from workers.spec import SourceSpec
 
 Progress = Callable[[str], None]
-
-
-class SourceError(Exception):
-    """The source cannot be found or prepared."""
 
 
 def package_path(module: str, inner: str) -> Path:

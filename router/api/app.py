@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,6 +22,7 @@ from router.api.openai.routes import OpenAIApi
 from router.api.openapi import openapi_document
 from router.catalog.catalog import Catalog
 from router.dispatch.generation import Generations
+from router.dispatch.handles import ManagerHandle
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
 from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
 from router.settings import Settings
@@ -41,7 +41,7 @@ def create_app(
     catalog: Catalog,
     generations: Generations,
     metrics: ClusterMetrics,
-    manager: Any | None = None,
+    manager: ManagerHandle | None = None,
 ) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
     actor) pulls models; nothing here is global."""

@@ -17,9 +17,10 @@ from router.api.body import parse_json_body
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
 from router.convert import embeddings
-from router.dispatch.generation import Generations, now_ns
+from router.dispatch.generation import Generations
 from router.ids import new_request_id
 from router.protocol import ollama, openai
+from router.timing import added_ns, now_ns
 from workers.events import EmbedRequest, EmbedResult
 
 JSON = "application/json"
@@ -40,10 +41,10 @@ class EmbedApi:
         dims = embeddings.ollama_dimensions(req.dimensions)
         embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
         result = await self._generations.embed(record, embed, req.keep_alive)
-        total = max(now_ns() - started, result.worker_ns + 1)
-        outside_worker = total - result.worker_ns
+        outside_worker = added_ns(started, result.worker_ns)
+        total = result.worker_ns + outside_worker
         body = embeddings.ollama_embed_body(req.model, result.vectors, total, outside_worker, result.prompt_tokens)
-        return _json(body, result, outside_worker)
+        return _json(body, result, started)
 
     async def ollama_embeddings(self, request: Request) -> Response:
         """Legacy: one prompt, and (as in Ollama) the vector is not normalised."""
@@ -54,7 +55,7 @@ class EmbedApi:
             return _json({"embedding": []})
         legacy = EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
         result = await self._generations.embed(record, legacy, req.keep_alive)
-        return _json({"embedding": list(result.vectors[0])}, result, now_ns() - started - result.worker_ns)
+        return _json({"embedding": list(result.vectors[0])}, result, started)
 
     async def openai_embeddings(self, request: Request) -> Response:
         started = now_ns()
@@ -66,7 +67,7 @@ class EmbedApi:
         embed = EmbedRequest(new_request_id(), tuple(inputs), truncate=False, dimensions=req.dimensions)
         result = await self._generations.embed(record, embed)
         body = embeddings.openai_body(req.model, result.vectors, req.encoding_format, result.prompt_tokens)
-        return _json(body, result, now_ns() - started - result.worker_ns)
+        return _json(body, result, started)
 
     async def _embedding_model(self, request: Request, requested: str) -> ModelRecord:
         record = await resolve_model(self._catalog, request, requested)
@@ -74,6 +75,6 @@ class EmbedApi:
         return record
 
 
-def _json(body: dict[str, Any], result: EmbedResult | None = None, router_ns: int = 0) -> Response:
-    headers = frames.server_timing(max(router_ns, 0), result.worker_ns) if result else None
+def _json(body: dict[str, Any], result: EmbedResult | None = None, started_ns: int = 0) -> Response:
+    headers = frames.server_timing(added_ns(started_ns, result.worker_ns), result.worker_ns) if result else None
     return Response(frames.dumps(body), media_type=JSON, headers=headers)

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -24,7 +24,8 @@ from router.api.ollama import encode as ollama_encode
 from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
 from router.catalog.names import parse_name
-from router.dispatch.generation import map_error
+from router.dispatch.failures import map_error
+from router.dispatch.handles import Call, ManagerHandle
 from router.errors import BadRequest, EngineError, HerdError
 from router.protocol.ollama import CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest
 
@@ -32,9 +33,11 @@ NDJSON = "application/x-ndjson"
 # Ollama shows a model kept loaded forever as expiring in the far future.
 FAR_FUTURE = "2318-01-01T00:00:00Z"
 
+T = TypeVar("T")
+
 
 class ModelsApi:
-    def __init__(self, catalog: Catalog, manager: Any | None) -> None:
+    def __init__(self, catalog: Catalog, manager: ManagerHandle | None) -> None:
         self._catalog = catalog
         self._manager = manager  # the ModelManager actor (pulls); None in unit tests without one
 
@@ -66,7 +69,7 @@ class ModelsApi:
     async def pull(self, request: Request) -> Response:
         req = parse_json_body(PullRequest, await request.body())
         parse_name(req.target)
-        job = await self._call("pull", req.target, req.source)
+        job = await self._call(self._require_manager().pull.remote(req.target, req.source, None))
         return await _progress(self._progress_events(job), req.stream)
 
     async def create(self, request: Request) -> Response:
@@ -79,7 +82,7 @@ class ModelsApi:
             await self._catalog.put(record)
             return await _progress(_created(base, record), req.stream)
         source = _local_source(modelfile.base, req.path)
-        job = await self._call("pull", name, source, _overrides(modelfile, base_name=""))
+        job = await self._call(self._require_manager().pull.remote(name, source, _overrides(modelfile, base_name="")))
         return await _progress(self._progress_events(job), req.stream)
 
     async def copy(self, request: Request) -> Response:
@@ -96,21 +99,26 @@ class ModelsApi:
         await self._catalog.remove(req.target)  # the manager stops replicas no name uses any more
         return Response(status_code=200)
 
-    async def _call(self, method: str, *args: Any) -> Any:
+    def _require_manager(self) -> ManagerHandle:
         if self._manager is None:
             raise EngineError("this router has no model manager")
+        return self._manager
+
+    async def _call(self, call: Call[T]) -> T:
         try:
-            return await getattr(self._manager, method).remote(*args)
+            return await call
         except Exception as exc:
             raise map_error(exc) from exc
 
     async def _progress_events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
         seen, done = 0, False
         while not done:
-            events, done = await self._call("pull_progress", job_id, seen)
-            seen += len(events)
-            for event in events:
+            progress = await self._call(self._require_manager().pull_progress.remote(job_id, seen))
+            seen, done = seen + len(progress.events), progress.done
+            for event in progress.events:
                 yield event
+            if progress.error is not None:
+                raise progress.error
 
 
 async def _progress(events: AsyncIterator[dict[str, Any]], streaming: bool) -> Response:
@@ -118,10 +126,8 @@ async def _progress(events: AsyncIterator[dict[str, Any]], streaming: bool) -> R
     if streaming:
         return StreamingResponse(_ndjson(events), media_type=NDJSON)
     last: dict[str, Any] = {}
-    async for event in events:
+    async for event in events:  # a failed pull raises its error here: a real status
         last = event
-    if "error" in last:
-        raise BadRequest(last["error"])
     return JSONResponse(last)
 
 

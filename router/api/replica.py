@@ -13,9 +13,11 @@ from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
 from router.dispatch.generation import Generations, ServeHandles
+from router.dispatch.handles import ManagerHandle
 from router.dispatch.inbox import EventInbox
 from router.dispatch.leases import Leases
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
+from router.errors import ServerStopped
 from router.settings import Settings
 from workers.telemetry import report_forever
 
@@ -25,7 +27,7 @@ class Router:
 
     # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
     async def __init__(  # type: ignore[misc]
-        self, settings: Settings, redis_url: str, manager: Any | None, hub: Any | None
+        self, settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None
     ) -> None:
         own = RouterMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
@@ -54,7 +56,7 @@ class Router:
 
     async def check_health(self) -> None:
         if not self._server.running():
-            raise RuntimeError("the router's HTTP server stopped")
+            raise ServerStopped("the router's HTTP server stopped")
 
     def __del__(self) -> None:
         for part in (getattr(self, "_server", None), getattr(self, "_inbox", None)):
@@ -62,7 +64,7 @@ class Router:
                 part.close()
 
 
-def bind_router(settings: Settings, redis_url: str, manager: Any | None, hub: Any | None) -> Any:
+def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None) -> Any:
     """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
     # per-replica request limit does not apply to them.

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from router.errors import ServerStopped
+
 
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -49,7 +51,7 @@ class HttpServer:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not self._server.started:
             if self._task.done() or asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("the router's HTTP server did not start")
+                raise ServerStopped("the router's HTTP server did not start")
             await asyncio.sleep(0.01)
 
     def running(self) -> bool:

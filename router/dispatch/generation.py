@@ -7,60 +7,26 @@ parameter, a prompt that does not fit, a dead replica) still gets a real HTTP st
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
-
-from ray.exceptions import RayActorError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from typing import Any, cast
 
 from router.catalog.catalog import ModelRecord
+from router.dispatch.failures import RETRY_AFTER_S, map_error
+from router.dispatch.handles import WorkerHandle, WorkerHandles
 from router.dispatch.inbox import EventInbox, Incoming
 from router.dispatch.leases import Lease, Leases
 from router.dispatch.metrics import GenerationObserver, RouterMetrics
-from router.errors import BadRequest, ContextLengthExceeded, EngineError, HerdError, Overloaded, ReplicaLost, TimedOut
+from router.errors import EngineError, Overloaded, ReplicaLost, TimedOut
 from router.ids import new_request_id
+from router.timing import added_ns, now_ns
 from workers.events import (
-    Delta,
     EmbedRequest,
     EmbedResult,
     Event,
     Final,
     GenerationRequest,
-    InvalidRequest,
-    PromptTooLong,
 )
-
-RETRY_AFTER_S = 2
-
-
-def map_error(exc: BaseException) -> HerdError:
-    """Worker-side exceptions (Ray re-raises them as subclasses of the original) to client errors."""
-    # RayTaskError keeps the worker's own exception as `cause`, whose text has no remote traceback.
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, Exception):
-        exc = cause
-    if isinstance(exc, HerdError):
-        return exc
-    if isinstance(exc, BackPressureError):
-        return Overloaded("the model's request queue is full, try again shortly", retry_after=RETRY_AFTER_S)
-    if isinstance(exc, RayActorError):
-        # Ray's own text is a paragraph about OOM killers; the client needs the fact and a retry hint.
-        return ReplicaLost("the model's engine replica died; a new one is starting", retry_after=RETRY_AFTER_S)
-    if isinstance(exc, DeploymentUnavailableError):
-        return Overloaded("the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S)
-    if isinstance(exc, PromptTooLong):
-        return ContextLengthExceeded(_cause_text(exc))
-    if isinstance(exc, InvalidRequest):
-        return BadRequest(_cause_text(exc))
-    return EngineError(f"the model's engine failed: {_cause_text(exc)}")
-
-
-def _cause_text(exc: BaseException) -> str:
-    # RayTaskError's str() carries a remote traceback; the last line is the original message.
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 @dataclass
@@ -78,8 +44,7 @@ class EventStream:
 
     def router_ns(self) -> int:
         """The router's added time so far: its wall time for the request minus the worker's own time."""
-        worker_ns = self.final.worker_ns if self.final else 0
-        return max(now_ns() - self.started_ns - worker_ns, 0)
+        return added_ns(self.started_ns, self.final.worker_ns if self.final else 0)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         batch: list[Event] | None = self._first
@@ -115,15 +80,6 @@ class EventStream:
         if self.final is None:
             raise EngineError("the model's engine ended the stream without finishing")
 
-    async def collect(self) -> tuple[str, Final]:
-        """The whole answer and its `Final` (for non-streaming responses)."""
-        parts: list[str] = []
-        async for event in self:
-            if isinstance(event, Delta):
-                parts.append(event.text)
-        assert self.final is not None
-        return "".join(parts), self.final
-
     def cancel(self) -> None:
         self._rest.cancel()
 
@@ -141,7 +97,7 @@ class Generations:
 
     def __init__(
         self,
-        workers: Handles,
+        workers: WorkerHandles,
         metrics: RouterMetrics,
         inbox: EventInbox,
         leases: Leases,
@@ -203,7 +159,9 @@ class Generations:
             raise failure
         return streams
 
-    async def _start(self, handle: Any, request: GenerationRequest, deadline_ns: int) -> tuple[Incoming, list[Event]]:
+    async def _start(
+        self, handle: WorkerHandle, request: GenerationRequest, deadline_ns: int
+    ) -> tuple[Incoming, list[Event]]:
         call = handle.generate_to.remote(request, self._inbox.address)
         time_left_s = max(deadline_ns - now_ns(), 0) / 1e9
         incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
@@ -220,11 +178,9 @@ class Generations:
             lease.release()
         return result
 
-    def _handle(self, record: ModelRecord, lease: Lease) -> Any:
+    def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
             handle = self._workers.get(record.deployment_id)
-            if handle is None:
-                raise EngineError(f"no worker deployment {record.deployment_id!r} is running")
         except BaseException:
             lease.release()
             raise
@@ -248,26 +204,20 @@ class Generations:
         return {d: await self._workers.get(d).stats.remote() for d in deployment_ids}
 
 
-class Handles(Protocol):
-    """Ray Serve handles by deployment id (`ServeHandles`; a dict of doubles in unit tests)."""
-
-    def get(self, deployment_id: str) -> Any: ...
-
-
 class ServeHandles:
     """Each model's worker is its own Serve application named by its deployment id (see
     router/manager/lifecycle.py); a handle stays valid while its application stops and starts again."""
 
     def __init__(self) -> None:
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, WorkerHandle] = {}
 
-    def get(self, deployment_id: str) -> Any:
+    def get(self, deployment_id: str) -> WorkerHandle:
         from ray import serve
 
         handle = self._handles.get(deployment_id)
         if handle is None:
             try:
-                handle = serve.get_deployment_handle(deployment_id, app_name=deployment_id)
+                handle = cast(WorkerHandle, serve.get_deployment_handle(deployment_id, app_name=deployment_id))
             except KeyError:  # unloaded between the lease and here
                 raise Overloaded(
                     "the model has no running replica yet, try again shortly", retry_after=RETRY_AFTER_S
@@ -292,7 +242,3 @@ async def _first_batch(incoming: Incoming) -> list[Event]:
         incoming.cancel()
         raise
     return first
-
-
-def now_ns() -> int:
-    return time.monotonic_ns()

@@ -46,9 +46,6 @@ class EventInbox:
         self._queues[request_id] = queue
         return Incoming(queue, call, cancel, lambda: self._queues.pop(request_id, None), time_limit_s=time_limit_s)
 
-    def open_count(self) -> int:
-        return len(self._queues)
-
     async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:

@@ -13,7 +13,9 @@ from typing import Any
 from router.catalog.catalog import ModelRecord
 from router.catalog.keep_alive import expiry_ns, keep_alive_ns
 from router.catalog.store import CatalogStore
-from router.errors import EngineError, HerdError, Overloaded
+from router.dispatch.failures import map_error
+from router.dispatch.handles import ManagerHandle
+from router.errors import EngineError, Overloaded
 
 HEARTBEAT_S = 10
 LOADING_RETRY_AFTER_S = 10
@@ -23,7 +25,7 @@ class Leases:
     def __init__(
         self,
         store: CatalogStore,
-        manager: Any | None,
+        manager: ManagerHandle | None,
         router_id: str,
         *,
         default_keep_alive: str = "5m",
@@ -63,11 +65,8 @@ class Leases:
             raise Overloaded(
                 f"model '{record.name}' is still loading, try again shortly", retry_after=LOADING_RETRY_AFTER_S
             ) from None
-        except HerdError:
-            raise
         except Exception as exc:
-            cause = getattr(exc, "cause", None) or exc
-            raise EngineError(f"model '{record.name}' failed to load: {cause}") from exc
+            raise map_error(exc, f"model '{record.name}' failed to load") from exc
 
     async def unload(self, record: ModelRecord) -> None:
         """keep_alive 0 with nothing to generate: stop the replicas now (not an always-on model's)."""

@@ -17,10 +17,11 @@ from typing import Any
 
 from router.catalog.catalog import MODELFILE_FIELDS, Catalog, ModelRecord
 from router.catalog.store import CatalogStore
-from router.config import ClusterConfig, ConfigError, default_config, load_config
+from router.config import ClusterConfig, default_config, load_config
+from router.dispatch.failures import map_error
 from router.driver.pull_client import pull_command
-from router.driver.redis_server import EmbeddedRedis, RedisUnavailable
-from router.errors import HerdError
+from router.driver.redis_server import EmbeddedRedis
+from router.errors import ConfigError, HerdError
 from router.manager.lifecycle import MANAGER_NAME, ModelManager
 from router.manager.pulls import prepare_record, require_reachable
 from router.settings import Settings
@@ -71,7 +72,10 @@ async def register_config_models(store: CatalogStore, config: ClusterConfig, sto
     catalog = Catalog(store)
     for spec in config.models:
         await asyncio.to_thread(require_reachable, spec.source)
-        record = await asyncio.to_thread(prepare_record, spec, store_dir, _print_progress)
+        try:
+            record = await asyncio.to_thread(prepare_record, spec, store_dir, _print_progress)
+        except Exception as exc:
+            raise map_error(exc, f"cannot prepare model {spec.name!r}") from exc
         existing = await catalog.find(record.name)
         if existing is not None and existing.parent and existing.deployment_id == record.deployment_id:
             record = record.model_copy(update={f: getattr(existing, f) for f in MODELFILE_FIELDS})
@@ -118,8 +122,8 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
         store = CatalogStore.from_url(redis_url)
         records = asyncio.run(_with_store(store, register_config_models(store, config, settings.store_dir)))
         return _run_cluster(settings, config, redis_url, records, started)
-    except (RedisUnavailable, HerdError) as exc:
-        print(f"herd: {getattr(exc, 'message', exc)}", file=sys.stderr)
+    except HerdError as exc:
+        print(f"herd: {exc.message}", file=sys.stderr)
         return 2
     finally:
         if redis is not None:

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import redis
 
+from router.errors import RedisUnavailable
+
 START_TIMEOUT_S = 20
-
-
-class RedisUnavailable(Exception):
-    """No redis-server binary, or it did not start."""
 
 
 def redis_binary() -> str:

@@ -20,6 +20,7 @@ from router.catalog.catalog import Catalog, LoadedModel, ModelRecord
 from router.catalog.keep_alive import expiry_ns
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig
+from router.dispatch.handles import PullProgress
 from router.manager.pulls import PullJobs
 from router.settings import Settings
 from workers.deployment import worker_deployment
@@ -88,8 +89,8 @@ class ModelManager:
         self._start_ticking()
         return await self._pulls.start(name, source, overrides)
 
-    async def pull_progress(self, job_id: str, since: int) -> tuple[list[dict[str, Any]], bool]:
-        """Progress objects after the first `since`, waiting up to a second for new ones; and whether done."""
+    async def pull_progress(self, job_id: str, since: int) -> PullProgress:
+        """Progress objects after the first `since`, waiting up to a second for new ones."""
         return await self._pulls.progress(job_id, since)
 
     def _start_ticking(self) -> None:

@@ -10,6 +10,7 @@ in the `ModelManager` actor and keep going when the client that started them dis
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
@@ -21,13 +22,17 @@ from typing import Any
 from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.names import parse_name
 from router.config import ClusterConfig
-from router.errors import BadRequest, HerdError
-from workers.sources import SourceError, WeightsInfo, describe, prepare
+from router.dispatch.failures import map_error
+from router.dispatch.handles import PullProgress
+from router.errors import BadRequest, EngineError, HerdError
+from workers.sources import WeightsInfo, describe, prepare
 from workers.spec import ModelSpec, SourceSpec
 
 HUB_HOSTS = ("hf.co", "huggingface.co")
 HUB_CHECK_TIMEOUT_S = 3.0
 Progress = Callable[[dict[str, Any]], None]
+
+log = logging.getLogger("herd.pulls")
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -110,10 +115,7 @@ def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress, store_i
     converted into `store_dir/<store_id>` (default: the name's deployment id)."""
     name = parse_name(spec.name)
     store_id = store_id or name.deployment_id
-    try:
-        path = prepare(spec.source, store_dir, store_id, progress=lambda text: progress({"status": text}))
-    except SourceError as exc:
-        raise BadRequest(str(exc)) from exc
+    path = prepare(spec.source, store_dir, store_id, progress=lambda text: progress({"status": text}))
 
     def hashed(done: int, total: int) -> None:
         progress({"status": "verifying sha256 digest", "total": total, "completed": done})
@@ -144,6 +146,7 @@ class PullJob:
     name: str
     events: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
+    error: HerdError | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, event: dict[str, Any]) -> None:
@@ -208,15 +211,15 @@ class PullJobs:
             job.add({"status": "writing manifest"})
             await self._catalog.put(record)
             job.add({"status": "success"})
-        except HerdError as exc:
-            job.add({"error": exc.message})
         except Exception as exc:  # the client must always get a last line
-            job.add({"error": f"pull failed: {type(exc).__name__}: {exc}"})
+            job.error = map_error(exc, "pull failed")
+            if isinstance(job.error, EngineError):
+                log.exception("pull of %s failed", job.name)
         finally:
             job.done = True
             job.changed.set()
 
-    async def progress(self, job_id: str, since: int, wait_s: float = 1.0) -> tuple[list[dict[str, Any]], bool]:
+    async def progress(self, job_id: str, since: int, wait_s: float = 1.0) -> PullProgress:
         job = self._jobs[job_id]
         if len(job.events) <= since and not job.done:
             job.changed.clear()
@@ -225,4 +228,4 @@ class PullJobs:
             except TimeoutError:
                 pass
         # `done` is set after the last event is added, so a done job has no events still to come.
-        return job.events[since:], job.done
+        return PullProgress(job.events[since:], job.done, job.error)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from router.config import chat_only_yaml
+from bench.configs import chat_only_yaml
 from tests.integration.conftest import MODEL, start_herd
 
 SYSTEM = "You answer in French."

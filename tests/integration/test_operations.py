@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.config import chat_only_yaml
+from bench.configs import chat_only_yaml
 from tests.integration.conftest import MODEL, start_herd
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError, chat_only_yaml, default_config, load_config
+from bench.configs import chat_only_yaml
+from router.config import default_config, load_config
+from router.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -33,10 +33,11 @@ from router.convert.tools import (
     plan,
 )
 from router.dispatch.choices import collect, steps
-from router.dispatch.generation import EventStream, Generations, now_ns
+from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest, EngineError, HerdError
 from router.ids import new_request_id, ollama_call_id
 from router.protocol.ollama import ChatRequest, GenerateRequest, Message
+from router.timing import added_ns, now_ns
 from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt, TokenLogprob
 
 NDJSON = "application/x-ndjson"
@@ -52,10 +53,9 @@ def metrics(final: Final, started_ns: int) -> ollama_encode.OllamaMetrics:
     `router_duration` (Herd's own field) is the router's added time: all of the request's time
     outside the worker.
     """
-    total = max(now_ns() - started_ns, final.worker_ns + 1)
-    outside_worker = max(total - final.worker_ns, 1)
+    outside_worker = added_ns(started_ns, final.worker_ns)
     return ollama_encode.OllamaMetrics(
-        total_duration=total,
+        total_duration=final.worker_ns + outside_worker,
         load_duration=outside_worker,
         prompt_eval_count=final.prompt_tokens,
         prompt_eval_duration=final.prompt_eval_ns,

@@ -25,10 +25,11 @@ from router.catalog.catalog import Catalog, ModelRecord
 from router.convert.options import openai_sampling
 from router.convert.tools import CallStart, Reader, Text, ToolPlan, history_tool_calls, plan
 from router.dispatch.choices import Answer, collect_all, merge, steps
-from router.dispatch.generation import EventStream, Generations, now_ns
+from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest, EngineError, HerdError
 from router.ids import new_request_id, openai_call_id
 from router.protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest
+from router.timing import now_ns
 from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt
 
 SSE = "text/event-stream"

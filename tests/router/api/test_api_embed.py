@@ -9,29 +9,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support import app, record, seed
-from workers.events import EmbedRequest, EmbedResult, PromptTooLong
+from tests.support import FakeWorker, app, record, seed
+from workers.events import PromptTooLong
 
 TOO_LONG = "the input length exceeds the context length"
-
-
-class _Remote:
-    """`handle.embed.remote(request)`: records the request, answers (awaitable) or fails like Ray."""
-
-    def __init__(self, fail: Exception | None) -> None:
-        self.fail = fail
-        self.requests: list[EmbedRequest] = []
-
-    async def remote(self, request: EmbedRequest) -> EmbedResult:
-        self.requests.append(request)
-        if self.fail is not None:
-            raise self.fail
-        return EmbedResult(tuple((0.6, 0.8) for _ in request.inputs), 3 * len(request.inputs), 1_000)
-
-
-class _Handle:
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.embed = _Remote(fail)
 
 
 class _RayTaskError(PromptTooLong):
@@ -42,7 +23,7 @@ class _RayTaskError(PromptTooLong):
         self.cause = cause
 
 
-Client = Callable[[_Handle], TestClient]
+Client = Callable[[FakeWorker], TestClient]
 
 
 @pytest.fixture
@@ -50,33 +31,35 @@ def client(redis_url: str) -> Iterator[Client]:
     """A TestClient held open (one event loop, so the app's Redis connections stay usable)."""
     seed(redis_url, [record("mini:1", "embed", 256), record("chat:1", "generate", 256)])
     with ExitStack() as stack:
-        yield lambda handle: stack.enter_context(TestClient(app(redis_url, {"mini--1": handle, "chat--1": object()})))
+        yield lambda worker: stack.enter_context(
+            TestClient(app(redis_url, {"mini--1": worker, "chat--1": FakeWorker()}))
+        )
 
 
 def test_ollama_embed_maps_fields_and_renders_the_body(client: Client) -> None:
-    handle = _Handle()
+    handle = FakeWorker()
     r = client(handle).post("/api/embed", json={"model": "mini:1", "input": ["a", "b"], "truncate": False})
     assert r.status_code == 200 and "worker;dur=0.001" in r.headers["server-timing"]
     body = r.json()
     assert body["model"] == "mini:1" and body["embeddings"] == [[0.6, 0.8], [0.6, 0.8]]
     assert body["prompt_eval_count"] == 6 and body["total_duration"] > body["load_duration"] > 0
-    (req,) = handle.embed.requests
+    (req,) = handle.embeds
     assert req.inputs == ("a", "b") and not req.truncate and req.normalize and req.dimensions is None
 
 
 def test_legacy_embeddings_ask_for_raw_vectors(client: Client) -> None:
-    handle = _Handle()
+    handle = FakeWorker()
     r = client(handle).post("/api/embeddings", json={"model": "mini:1", "prompt": "a"})
     assert r.json() == {"embedding": [0.6, 0.8]}
-    assert handle.embed.requests[0].normalize is False
+    assert handle.embeds[0].normalize is False
 
 
 def test_openai_embeddings_never_truncate_and_encode_base64(client: Client) -> None:
-    handle = _Handle()
+    handle = FakeWorker()
     body = {"model": "mini:1", "input": [[5, 6]], "encoding_format": "base64", "dimensions": 2}
     r = client(handle).post("/v1/embeddings", json=body)
     assert r.json()["data"] == [{"object": "embedding", "index": 0, "embedding": "mpkZP83MTD8="}]
-    (req,) = handle.embed.requests
+    (req,) = handle.embeds
     assert req.inputs == ((5, 6),) and not req.truncate and req.dimensions == 2
 
 
@@ -118,17 +101,17 @@ def test_openai_embeddings_never_truncate_and_encode_base64(client: Client) -> N
 def test_errors_render_per_protocol(
     path: str, body: dict[str, Any], status: int, expected: dict[str, Any], client: Client
 ) -> None:
-    handle = _Handle(fail=_RayTaskError(PromptTooLong(TOO_LONG)))
+    handle = FakeWorker(embed_error=_RayTaskError(PromptTooLong(TOO_LONG)))
     r = client(handle).post(path, json=body)
     assert r.status_code == status and r.json() == expected
 
 
 def test_empty_ollama_input_does_not_reach_the_worker(client: Client) -> None:
-    handle = _Handle()
+    handle = FakeWorker()
     http = client(handle)
     assert http.post("/api/embed", json={"model": "mini:1", "input": []}).json() == {
         "model": "mini:1",
         "embeddings": [],
     }
     assert http.post("/api/embeddings", json={"model": "mini:1"}).json() == {"embedding": []}
-    assert handle.embed.requests == []
+    assert handle.embeds == []

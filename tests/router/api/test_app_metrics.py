@@ -17,9 +17,9 @@ def test_requests_are_counted_with_route_templates(redis_url: str) -> None:
         assert client.post("/api/chat", json={"model": "nope"}).status_code == 404
         assert client.post("/v1/chat/completions", content=b"{").status_code == 400
         assert client.get("/nowhere").status_code == 404
-        # A resolved model labels the request, even when no engine serves it (500 here: no worker handle).
+        # A resolved model labels the request, even when no engine serves it (503: no replica runs).
         chat = {"model": "m:1", "messages": [{"role": "user", "content": "x"}]}
-        assert client.post("/api/chat", json=chat).status_code == 500
+        assert client.post("/api/chat", json=chat).status_code == 503
         assert client.post("/api/embed", json={"model": "m:1", "input": "x"}).status_code == 400
         exposition = client.get("/metrics").text
 
@@ -32,7 +32,7 @@ def test_requests_are_counted_with_route_templates(redis_url: str) -> None:
     assert count("", "ollama", "/api/chat", "404") == 1
     assert count("", "openai", "/v1/chat/completions", "400") == 1
     assert count("", "other", "unmatched", "404") == 1
-    assert count("m:1", "ollama", "/api/chat", "500") == 1
+    assert count("m:1", "ollama", "/api/chat", "503") == 1
     assert count("m:1", "ollama", "/api/embed", "400") == 1
     assert "herd_requests_in_flight" in exposition
 

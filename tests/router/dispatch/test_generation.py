@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
-from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
 from router.catalog.catalog import ModelRecord
 from router.catalog.store import CatalogStore
-from router.dispatch.generation import Generations, map_error, now_ns
+from router.dispatch.failures import map_error
+from router.dispatch.generation import Generations
 from router.dispatch.inbox import EventInbox
 from router.dispatch.leases import Leases
 from router.dispatch.metrics import RouterMetrics
@@ -23,9 +23,9 @@ from router.errors import (
     ReplicaLost,
     TimedOut,
 )
-from tests.support import record, seed
-from workers.channel import EventSender
-from workers.events import Delta, Event, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
+from router.timing import now_ns
+from tests.support import FakeWorker, LocalHandles, collect, open_streams, record, seed
+from workers.events import Delta, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
 
 
 @pytest.mark.parametrize(
@@ -56,46 +56,6 @@ def test_worker_errors_map_to_client_errors(
     assert (err.retry_after is not None) == (status == 503)
 
 
-class _Worker:
-    """Test double of a worker deployment handle that sends real frames to the router's inbox.
-
-    `handle.generate_to.remote(request, inbox)` returns a task (awaitable, with `cancel()`, like a
-    Serve response) that sends each batch after `pause_s`, as `ModelWorker.generate_to` does.
-    """
-
-    def __init__(self, batches: list[list[Event]], pause_s: float, deaths: int = 0) -> None:
-        self._batches = batches
-        self._pause_s = pause_s
-        self._deaths = deaths  # calls that fail as if their replica died before answering
-        self.calls = 0
-        self.sent = 0
-        self.call: asyncio.Task[None] | None = None
-        self.requests: list[GenerationRequest] = []
-
-    @property
-    def generate_to(self) -> _Worker:
-        return self
-
-    def remote(self, request: GenerationRequest, inbox: str) -> asyncio.Task[None]:
-        self.requests.append(request)
-        self.call = asyncio.ensure_future(self._run(request, inbox))
-        return self.call
-
-    async def _run(self, request: GenerationRequest, inbox: str) -> None:
-        self.calls += 1
-        if self.calls <= self._deaths:
-            raise ActorDiedError()
-        sender = EventSender()
-        await sender.forward(inbox, request.request_id, self._paced())
-        sender.close()
-
-    async def _paced(self) -> AsyncIterator[list[Event]]:
-        for batch in self._batches:
-            await asyncio.sleep(self._pause_s)
-            yield batch
-            self.sent += 1  # counted once the sender has handed it on and asks for the next
-
-
 MakeGenerations = Callable[..., Awaitable[tuple[Generations, EventInbox]]]
 
 
@@ -104,13 +64,15 @@ def make_generations(redis_url: str) -> MakeGenerations:
     """Generations over one worker double for model "m:1", loaded in the test's Redis."""
     seed(redis_url, [_record()])
 
-    async def make(worker: _Worker, metrics: RouterMetrics, timeout_s: float = 600.0) -> tuple[Generations, EventInbox]:
+    async def make(
+        worker: FakeWorker, metrics: RouterMetrics, timeout_s: float = 600.0
+    ) -> tuple[Generations, EventInbox]:
         inbox = EventInbox()
         await inbox.start("127.0.0.1")
         leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
         # Warm up as a running router is: the process's first Redis pipeline takes ~50 ms.
         (await leases.acquire(_record())).release()
-        return Generations({"m--1": worker}, metrics, inbox, leases, timeout_s), inbox
+        return Generations(LocalHandles({"m--1": worker}), metrics, inbox, leases, timeout_s), inbox
 
     return make
 
@@ -123,7 +85,7 @@ def test_router_added_time_is_wall_time_minus_worker_time(make_generations: Make
     # Two 20 ms pauses, one per batch (the router stops at `Final`, not at the end of the stream);
     # the "worker" claims 30 ms of them, so at least 10 ms is the router's.
     final = Final("stop", 1, 2, 1, 1, worker_ns=30_000_000)
-    worker = _Worker([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
+    worker = FakeWorker([[Delta("a", 1)], [Delta("b", 1), final]], pause_s=0.02)
     metrics = RouterMetrics()
 
     async def run() -> tuple[str, int]:
@@ -131,8 +93,8 @@ def test_router_added_time_is_wall_time_minus_worker_time(make_generations: Make
         events = await generations.open(
             _record(), GenerationRequest("r", TextPrompt("x"), Sampling()), "ollama", now_ns()
         )
-        text, _ = await events.collect()
-        assert inbox.open_count() == 0
+        text, _ = await collect(events)
+        assert open_streams(inbox) == 0
         return text, events.router_ns()
 
     text, router_ns = asyncio.run(run())
@@ -153,7 +115,7 @@ def test_router_added_time_is_wall_time_minus_worker_time(make_generations: Make
 
 
 def test_leaving_early_cancels_and_records_nothing(make_generations: MakeGenerations) -> None:
-    worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)]], pause_s=0.02)
+    worker = FakeWorker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)]], pause_s=0.02)
     metrics = RouterMetrics()
 
     async def run() -> None:
@@ -164,8 +126,8 @@ def test_leaving_early_cancels_and_records_nothing(make_generations: MakeGenerat
         async for _ in events:
             break
         await asyncio.sleep(0.01)
-        assert worker.call is not None and worker.call.cancelled()
-        assert worker.sent == 1 and inbox.open_count() == 0
+        assert worker.cancelled == 1
+        assert worker.sent == 1 and open_streams(inbox) == 0
 
     asyncio.run(run())
     assert metrics.registry.get_sample_value("herd_requests_in_flight", {"model": "m:1"}) == 0
@@ -174,27 +136,27 @@ def test_leaving_early_cancels_and_records_nothing(make_generations: MakeGenerat
     )
 
 
-def _open_and_collect(worker: _Worker, make_generations: MakeGenerations) -> str:
+def _open_and_collect(worker: FakeWorker, make_generations: MakeGenerations) -> str:
     async def run() -> str:
         generations, _ = await make_generations(worker, RouterMetrics())
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
         events = await generations.open(_record(), request, "ollama", now_ns())
-        text, _ = await events.collect()
+        text, _ = await collect(events)
         return text
 
     return asyncio.run(run())
 
 
 def test_a_replica_lost_before_the_first_token_is_retried_once(make_generations: MakeGenerations) -> None:
-    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=1)
-    assert _open_and_collect(worker, make_generations) == "ok" and worker.calls == 2
+    worker = FakeWorker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=1)
+    assert _open_and_collect(worker, make_generations) == "ok" and len(worker.requests) == 2
 
 
 def test_a_second_loss_is_a_503_with_retry_after(make_generations: MakeGenerations) -> None:
-    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=2)
+    worker = FakeWorker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0, deaths=2)
     with pytest.raises(ReplicaLost, match="replica died") as info:
         _open_and_collect(worker, make_generations)
-    assert worker.calls == 2 and info.value.status == 503 and info.value.retry_after
+    assert len(worker.requests) == 2 and info.value.status == 503 and info.value.retry_after
 
 
 @pytest.mark.parametrize(("pause_s", "timeout_s", "sent"), [(0.3, 0.1, range(0, 1)), (0.1, 0.25, range(1, 4))])
@@ -202,17 +164,17 @@ def test_a_generation_past_its_time_limit_is_stopped(
     pause_s: float, timeout_s: float, sent: range, make_generations: MakeGenerations
 ) -> None:
     """Before the first token: a 504 error. After it: the stream ends with that error. Both cancel."""
-    worker = _Worker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)], [Delta("d", 1)]], pause_s=pause_s)
+    worker = FakeWorker([[Delta("a", 1)], [Delta("b", 1)], [Delta("c", 1)], [Delta("d", 1)]], pause_s=pause_s)
 
     async def run() -> None:
         generations, inbox = await make_generations(worker, RouterMetrics(), timeout_s)
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
         with pytest.raises(TimedOut) as info:
             events = await generations.open(_record(), request, "ollama", now_ns())
-            await events.collect()
+            await collect(events)
         assert info.value.status == 504
         await asyncio.sleep(0.01)
-        assert worker.call is not None and worker.call.cancelled() and inbox.open_count() == 0
+        assert worker.cancelled == 1 and open_streams(inbox) == 0
 
     asyncio.run(run())
     assert worker.sent in sent  # stopped before the first batch, or between batches (never all four)
@@ -222,15 +184,15 @@ def test_a_generation_past_its_time_limit_is_stopped(
 def test_n_choices_are_independent_requests(
     seed: int | None, seeds: list[int | None], make_generations: MakeGenerations
 ) -> None:
-    worker = _Worker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0)
+    worker = FakeWorker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=0)
     metrics = RouterMetrics()
 
     async def run() -> list[str]:
         generations, inbox = await make_generations(worker, metrics)
         request = GenerationRequest("r", TextPrompt("x"), Sampling(seed=seed))
         streams = await generations.open_choices(_record(), request, 3, "openai", now_ns())
-        texts = [(await s.collect())[0] for s in streams]
-        assert inbox.open_count() == 0
+        texts = [(await collect(s))[0] for s in streams]
+        assert open_streams(inbox) == 0
         return texts
 
     assert asyncio.run(run()) == ["ok", "ok", "ok"]

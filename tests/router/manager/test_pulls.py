@@ -56,11 +56,7 @@ def test_pulls_of_one_name_share_a_job_and_register_last(redis_url: str, tmp_pat
         jobs = PullJobs(catalog, config, tmp_path / "store")
         first = await jobs.start("mine:1", str(chat))
         assert await jobs.start("MINE:1", str(chat)) == first  # joins the running pull
-        seen: list[dict[str, object]] = []
-        done = False
-        while not done:
-            events, done = await jobs.progress(first, len(seen))
-            seen += events
+        seen = await _finish(jobs, first)
         assert seen[0] == {"status": "pulling manifest"} and seen[-1] == {"status": "success"}
         layer = next(e for e in seen if "digest" in e)
         record = await catalog.resolve("mine:1")
@@ -79,20 +75,22 @@ def test_pulls_of_one_name_share_a_job_and_register_last(redis_url: str, tmp_pat
         assert (await catalog.resolve("enc:1")).capabilities == ["embedding"]
 
         failing = await jobs.start("broken:1", "package:no_such_module/x")
-        assert (await _finish(jobs, failing))[-1] == {
-            "error": "package 'no_such_module' is not installed (pip install it, e.g. with --no-deps)"
-        }
+        with pytest.raises(BadRequest, match=r"^package 'no_such_module' is not installed \(pip install it"):
+            await _finish(jobs, failing)
         assert await catalog.find("broken:1") is None  # never half-registered
 
     asyncio.run(run())
 
 
 async def _finish(jobs: PullJobs, job_id: str) -> list[dict[str, object]]:
+    """A job's progress objects until it ends; a failed job raises its error (as the router does)."""
     seen: list[dict[str, object]] = []
     done = False
     while not done:
-        events, done = await jobs.progress(job_id, len(seen))
-        seen += events
+        progress = await jobs.progress(job_id, len(seen))
+        seen, done = seen + progress.events, progress.done
+        if progress.error is not None:
+            raise progress.error
     return seen
 
 

@@ -1,0 +1,16 @@
+"""Cluster configs the benchmarks and integration tests start Herd with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from router.config import default_config
+
+
+def chat_only_yaml(**overrides: Any) -> str:
+    """Config YAML for the embedded default's chat model alone, with `overrides`."""
+    chat = next(m for m in default_config().models if m.kind == "generate")
+    text: str = yaml.safe_dump({"models": [chat.model_dump(mode="json", exclude_defaults=True) | overrides]})
+    return text
