@@ -29,4 +29,6 @@ def parse_json_body(model_cls: type[T], raw: bytes) -> T:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "value_error":  # the models' own checks: "top_logprobs must be between ..."
+            raise BadRequest(f"{field} {err['ctx']['error']}", param=field) from exc
         raise BadRequest(f"{field}: {err['msg']}" if field else err["msg"], param=field or None) from exc

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from router.protocol.ranges import TopLogprobs
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -28,7 +30,7 @@ class GenerateRequest(_Wire):
     truncate: bool | None = None
     shift: bool | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: TopLogprobs = None
 
 
 class Message(_Wire):
@@ -59,7 +61,7 @@ class ChatRequest(_Wire):
     truncate: bool | None = None
     shift: bool | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: TopLogprobs = None
 
 
 class ShowRequest(_Wire):

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.protocol.ranges import Choices, TopLogprobs
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -28,7 +30,7 @@ class _Sampling(_Wire):
     frequency_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     max_tokens: int | None = None
-    n: int | None = None
+    n: Choices = None
     presence_penalty: float | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
@@ -42,7 +44,7 @@ class _Sampling(_Wire):
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: TopLogprobs = None
     max_completion_tokens: int | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
@@ -54,7 +56,7 @@ class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] | list[list[int]]
     suffix: str | None = None
     echo: bool | None = None
-    logprobs: int | None = None
+    logprobs: TopLogprobs = None
     max_tokens: int | None = 16  # OpenAI's default for legacy completions
 
 

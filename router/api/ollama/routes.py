@@ -80,7 +80,7 @@ class OllamaApi:
             return await self._load(record, req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
-        _check_features(req.model, req.think, req.top_logprobs, images=req.images, insert=req.suffix)
+        _check_features(req.model, req.think, images=req.images, insert=req.suffix)
         sampling = _sampling(req, record)
         greq = GenerationRequest(
             new_request_id(),
@@ -111,7 +111,7 @@ class OllamaApi:
         if not req.messages:
             return await self._load(record, req.model, req.keep_alive, chat=True)
         images = [image for m in req.messages for image in m.images or ()]
-        _check_features(req.model, req.think, req.top_logprobs, images=images)
+        _check_features(req.model, req.think, images=images)
         tools = plan(req.tools)
         greq = GenerationRequest(
             new_request_id(),
@@ -150,10 +150,8 @@ class OllamaApi:
         return JSONResponse({"version": self._version})
 
 
-def _check_features(model: str, think: bool | str | None, top_logprobs: int | None, **features: Any) -> None:
+def _check_features(model: str, think: bool | str | None, **features: Any) -> None:
     """Features this text-only model or Herd cannot serve yet get Ollama's clear 400, never silence."""
-    if top_logprobs is not None and not 0 <= top_logprobs <= 20:
-        raise BadRequest("top_logprobs must be between 0 and 20")
     if think not in (None, False):
         if think not in (True, "low", "medium", "high", "max"):
             raise BadRequest(f"invalid think value: {think!r}")

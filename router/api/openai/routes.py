@@ -75,7 +75,6 @@ class OpenAIApi:
             )
         if req.echo:
             raise BadRequest("'echo' is not supported", param="echo")
-        _check_top("logprobs", req.logprobs)
         prompt, prefix = _completion_prompt(req.prompt)
         greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None, req.logprobs), prefix_token_ids=prefix)
         streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
@@ -147,7 +146,6 @@ def _with_tools(sampling: Sampling, tools: ToolPlan) -> Sampling:
 
 def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
     """How many alternatives per token (`top_logprobs`), or None when `logprobs` is off."""
-    _check_top("top_logprobs", req.top_logprobs)
     if not req.logprobs:
         if req.top_logprobs:
             raise BadRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
@@ -155,17 +153,8 @@ def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
     return req.top_logprobs or 0
 
 
-def _check_top(name: str, value: int | None) -> None:
-    if value is not None and not 0 <= value <= 20:
-        raise BadRequest(f"{name} must be between 0 and 20, got {value}", param=name)
-
-
 def _n(n: int | None) -> int:
-    if n is None:
-        return 1
-    if not 1 <= n <= 128:
-        raise BadRequest(f"n must be between 1 and 128, got {n}", param="n")
-    return n
+    return 1 if n is None else n
 
 
 def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:

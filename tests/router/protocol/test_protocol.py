@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 
 from router.api.body import parse_json_body
 from router.api.openai.routes import text_content
 from router.errors import BadRequest
+from router.protocol import ollama
 from router.protocol.ollama import ChatRequest, GenerateRequest, ShowRequest
 from router.protocol.openai import ChatCompletionRequest, CompletionRequest
 
@@ -53,3 +58,29 @@ def test_text_content() -> None:
     assert text_content([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "ab"
     with pytest.raises(BadRequest, match="'image_url' are not supported"):
         text_content([{"type": "image_url", "image_url": {"url": "data:"}}])
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        (ChatCompletionRequest, {"n": 0}, "n must be between 1 and 128, got 0"),
+        (ChatCompletionRequest, {"n": 129}, "n must be between 1 and 128, got 129"),
+        (ChatCompletionRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20, got 21"),
+        (CompletionRequest, {"logprobs": -1}, "logprobs must be between 0 and 20, got -1"),
+        (ollama.ChatRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20, got 21"),
+        (ollama.GenerateRequest, {"top_logprobs": -1}, "top_logprobs must be between 0 and 20, got -1"),
+    ],
+)
+def test_shared_ranges_are_checked_once_in_the_models(
+    model: type[BaseModel], body: dict[str, Any], message: str
+) -> None:
+    base = {"model": "m", "messages": [{"role": "user", "content": "x"}], "prompt": "x"}
+    with pytest.raises(BadRequest) as info:
+        parse_json_body(model, json.dumps(base | body).encode())
+    assert info.value.message == message and info.value.param == next(iter(body))
+
+
+@pytest.mark.parametrize("value", [None, 0, 20])
+def test_values_in_range_pass(value: int | None) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": value}
+    assert parse_json_body(ChatCompletionRequest, json.dumps(body).encode()).top_logprobs == value
