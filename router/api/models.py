@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from router.api import frames
 from router.api.body import parse_json_body
 from router.api.ollama import encode as ollama_encode
-from router.catalog.catalog import Catalog, ModelRecord
+from router.catalog.catalog import Catalog, ModelRecord, modelfile_fields
 from router.catalog.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
 from router.catalog.names import parse_name
 from router.dispatch.failures import map_error
@@ -82,7 +82,9 @@ class ModelsApi:
             await self._catalog.put(record)
             return await _progress(_created(base, record), req.stream)
         source = _local_source(modelfile.base, req.path)
-        job = await self._call(self._require_manager().pull.remote(name, source, _overrides(modelfile, base_name="")))
+        job = await self._call(
+            self._require_manager().pull.remote(name, source, modelfile_fields(modelfile, parent=""))
+        )
         return await _progress(self._progress_events(job), req.stream)
 
     async def copy(self, request: Request) -> Response:
@@ -189,35 +191,13 @@ def _local_source(base: str, modelfile_path: str | None) -> str:
     return str(path)
 
 
-def _overrides(mf: Modelfile, base_name: str) -> dict[str, Any]:
-    return {
-        "parent": base_name,
-        "system": mf.system,
-        "template": mf.template,
-        "parameters": dict(mf.parameters),
-        "messages": mf.messages,
-        "license": mf.license,
-    }
-
-
 def derive(base: ModelRecord, name: str, mf: Modelfile) -> ModelRecord:
     """A model FROM a catalog model: the base's weights and deployment, the child's defaults on top."""
-    defaults = _overrides(merge(modelfile_of(base), mf), base.name)
+    defaults = modelfile_fields(merge(base.modelfile(), mf), base.name)
     # Its own digest, as Ollama's manifest of a derived model differs from the base's.
     digest = hashlib.sha256(f"{base.digest}\n{json.dumps(defaults, sort_keys=True)}".encode()).hexdigest()
     return base.model_copy(
         update={"name": name, "aliases": (), "digest": digest, "modified_ns": time.time_ns(), **defaults}
-    )
-
-
-def modelfile_of(r: ModelRecord) -> Modelfile:
-    return Modelfile(
-        base=r.parent or r.name,
-        parameters=dict(r.parameters),
-        system=r.system,
-        template=r.template,
-        license=r.license,
-        messages=r.messages,
     )
 
 
@@ -258,7 +238,7 @@ def show_body(r: ModelRecord) -> dict[str, Any]:
         info[f"{arch}.embedding_length"] = r.embedding_length
     return {
         "license": "\n".join(r.license),
-        "modelfile": render(r.name, modelfile_of(r)),
+        "modelfile": render(r.name, r.modelfile()),
         "parameters": parameters_text(r.parameters),
         # Without a TEMPLATE the model renders prompts with its own (Jinja) chat template.
         "template": r.template or "",

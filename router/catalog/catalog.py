@@ -11,13 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.catalog.modelfile import Modelfile
 from router.catalog.names import ModelName, parse_name
 from router.catalog.store import CatalogStore
 from router.errors import BadRequest, ModelNotFound
 from workers.spec import ModelSpec
 
-# What /api/create sets on a record (the rest describes the weights it runs on).
+# What /api/create sets on a record (the rest describes the weights it runs on): the Modelfile's
+# fields of the same names, and `parent` for its FROM.
 MODELFILE_FIELDS = ("parent", "system", "template", "parameters", "messages", "license")
+_SHARED = MODELFILE_FIELDS[1:]
 
 
 class ModelRecord(BaseModel):
@@ -42,6 +45,14 @@ class ModelRecord(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     messages: tuple[dict[str, str], ...] = ()
     license: tuple[str, ...] = ()
+
+    def modelfile(self) -> Modelfile:
+        """The Modelfile this record's defaults amount to (FROM its parent, or itself)."""
+        fields = {f: getattr(self, f) for f in _SHARED} | {"parameters": dict(self.parameters)}
+        return Modelfile(base=self.parent or self.name, **fields)
+
+    def modelfile_fields(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in MODELFILE_FIELDS}
 
     @property
     def model_name(self) -> ModelName:
@@ -69,6 +80,12 @@ class ModelRecord(BaseModel):
         """Generation models have no pooling runner: Ollama's 400 text, before any engine call."""
         if "embedding" not in self.capabilities:
             raise BadRequest(f'"{requested}" does not support embeddings', param="model")
+
+
+def modelfile_fields(mf: Modelfile, parent: str) -> dict[str, Any]:
+    """The record fields a Modelfile sets, for a model created FROM `parent` ("" for weights)."""
+    # Lists are copied so a derived record never shares a mutable `stop` with its Modelfile.
+    return {f: getattr(mf, f) for f in _SHARED} | {"parent": parent, "parameters": dict(mf.parameters)}
 
 
 class LoadedModel(BaseModel):

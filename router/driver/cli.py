@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from router.catalog.catalog import MODELFILE_FIELDS, Catalog, ModelRecord
+from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
@@ -78,7 +78,7 @@ async def register_config_models(store: CatalogStore, config: ClusterConfig, sto
             raise map_error(exc, f"cannot prepare model {spec.name!r}") from exc
         existing = await catalog.find(record.name)
         if existing is not None and existing.parent and existing.deployment_id == record.deployment_id:
-            record = record.model_copy(update={f: getattr(existing, f) for f in MODELFILE_FIELDS})
+            record = record.model_copy(update=existing.modelfile_fields())
         await catalog.put(record)
         records.append(record)
     await store.reset_runtime()
