@@ -4,7 +4,8 @@ Templates that know tools (Qwen2.5, Hermes, Llama 3.1, ...) get `tools=` and the
 is. A template that never mentions `tools` (SmolLM2's plain ChatML, for one) would silently drop
 them, so the worker describes them in a system message in the format of vLLM's `hermes` parser
 (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`), and writes earlier tool calls and
-tool results into plain message text the same way. The router parses that format back.
+tool results into plain message text the same way. The router parses that format back
+(`router.convert.tools`, with the tags defined here).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+
+# The tool-call format: what this prompt asks for, and what the router's reader looks for.
+TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 
 INSTRUCTIONS = (
     "You are a function calling AI model. You may call one or more functions to assist with the user query. "
@@ -53,4 +57,4 @@ def inline_tools(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, A
 def _call_text(call: dict[str, Any]) -> str:
     function = call.get("function") or {}
     body = {"name": function.get("name"), "arguments": function.get("arguments") or {}}
-    return f"<tool_call>\n{json.dumps(body)}\n</tool_call>"
+    return f"{TOOL_CALL_OPEN}\n{json.dumps(body)}\n{TOOL_CALL_CLOSE}"

@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 from router.errors import BadRequest
 from router.ids import ollama_call_id
+from workers.tool_prompt import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
-OPEN, CLOSE = "<tool_call>", "</tool_call>"
+OPEN, CLOSE = TOOL_CALL_OPEN, TOOL_CALL_CLOSE
 _DECODER = json.JSONDecoder()
 Mode = Literal["none", "auto", "named", "required"]
 
