@@ -76,6 +76,14 @@ class Overloaded(HerdError):
     openai_code = "overloaded"
 
 
+class StoreUnavailable(HerdError):
+    """Redis (catalog, leases, keys) cannot be reached; requests that need it get a 503."""
+
+    status = 503
+    openai_type = "api_error"
+    openai_code = "store_unavailable"
+
+
 class TimedOut(HerdError):
     """The generation ran past the router's per-request limit (HERD_REQUEST_TIMEOUT_S)."""
 

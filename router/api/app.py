@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,7 +25,7 @@ from router.catalog.catalog import Catalog
 from router.dispatch.generation import Generations
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
-from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound
+from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound, StoreUnavailable
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -102,7 +103,7 @@ def create_app(
         Route("/ready", ready, methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    handlers = {HerdError: herd_error, HTTPException: http_error, Exception: unexpected_error}
+    handlers = {HerdError: herd_error, HTTPException: http_error, RedisError: store_error, Exception: unexpected_error}
     cors = Middleware(
         CORSMiddleware,
         allow_origins=settings.origins,
@@ -167,6 +168,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return render_error(request, MethodNotAllowed(f"method {request.method} not allowed"))
     return render_error(request, NotFound(f"no route for {request.url.path}"))
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    log.warning("Redis unavailable on %s: %s", request.url.path, exc)
+    return render_error(request, StoreUnavailable("the model catalog is unavailable, try again shortly", retry_after=2))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 MODELS = "herd:models"
 NAMES = "herd:names"
@@ -27,6 +27,10 @@ EXPIRY = "herd:expiry"
 BUSY = "herd:busy:"
 BUSY_TTL_S = 30
 FOREVER = -1
+# Connections per process: every request start reads the catalog version and counts a lease,
+# each a short round trip, so a few dozen connections serve thousands of concurrent requests.
+POOL_SIZE = 32
+POOL_WAIT_S = 10.0
 
 
 class CatalogStore:
@@ -35,8 +39,13 @@ class CatalogStore:
         self._redis: Any = redis
 
     @classmethod
-    def from_url(cls, url: str) -> CatalogStore:
-        return cls(Redis.from_url(url, decode_responses=True))
+    def from_url(cls, url: str, max_connections: int = POOL_SIZE) -> CatalogStore:
+        """A store whose requests beyond `max_connections` wait for a free connection (up to
+        POOL_WAIT_S, then a RedisError the app answers with 503): load queues, it never fails."""
+        pool = BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=max_connections, timeout=POOL_WAIT_S
+        )
+        return cls(Redis(connection_pool=pool))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -8,8 +8,9 @@ import pytest
 
 from router.catalog.catalog import Catalog, LoadedModel
 from router.catalog.store import CatalogStore
+from router.dispatch.leases import Leases
 from router.errors import ModelNotFound
-from tests.support import record
+from tests.support import record, seed
 
 
 def test_a_change_through_one_replica_is_seen_by_another(redis_url: str) -> None:
@@ -65,5 +66,24 @@ def test_in_flight_counts_sum_over_routers_and_reset_at_start(redis_url: str) ->
         assert (await store.expiries())["m--1"] is None
         await store.reset_runtime()
         assert await store.loaded() == {} and await store.busy() == {} and await store.expiries() == {}
+
+    asyncio.run(run())
+
+
+def test_more_concurrent_requests_than_connections_wait_for_one(redis_url: str) -> None:
+    """300 request starts (catalog lookup, lease) over a pool of 8 connections: all succeed."""
+    seed(redis_url, [record("m:1")])
+
+    async def run() -> None:
+        store = CatalogStore.from_url(redis_url, max_connections=8)
+        catalog, leases = Catalog(store), Leases(store, None, "router-a")
+
+        async def start() -> None:
+            (await leases.acquire(await catalog.resolve("m:1"))).release()
+
+        await asyncio.gather(*(start() for _ in range(300)))
+        await asyncio.sleep(0.2)  # lease ends are written in the background
+        assert (await store.busy())["m--1"] == 0
+        await store.close()
 
     asyncio.run(run())
