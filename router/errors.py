@@ -65,6 +65,15 @@ class NotFound(HerdError):
     openai_type = "not_found_error"
 
 
+class HttpStatus(HerdError):
+    """An HTTP-level refusal raised by Starlette itself (e.g. 400 for a malformed form), with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.openai_type = "invalid_request_error" if status < 500 else "api_error"
+
+
 class MethodNotAllowed(HerdError):
     status = 405
     openai_type = "invalid_request_error"

@@ -25,7 +25,7 @@ from router.catalog.catalog import Catalog
 from router.dispatch.generation import Generations
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
-from router.errors import EngineError, HerdError, MethodNotAllowed, NotFound, StoreUnavailable
+from router.errors import EngineError, HerdError, HttpStatus, MethodNotAllowed, NotFound, StoreUnavailable
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -165,9 +165,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and not request.url.path.startswith("/v1/"):
         return PlainTextResponse("404 page not found", status_code=404)  # Ollama's (Go's) text
+    if exc.status_code == 404:
+        return render_error(request, NotFound(f"no route for {request.url.path}"))
     if exc.status_code == 405:
         return render_error(request, MethodNotAllowed(f"method {request.method} not allowed"))
-    return render_error(request, NotFound(f"no route for {request.url.path}"))
+    return render_error(request, HttpStatus(exc.status_code, exc.detail))
 
 
 async def store_error(request: Request, exc: Exception) -> Response:

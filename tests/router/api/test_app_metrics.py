@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from router.dispatch.metrics import RouterMetrics, merge_expositions
@@ -76,3 +78,16 @@ def test_openapi_documents_every_route_with_its_request_schema(redis_url: str) -
     assert chat == {"$ref": "#/components/schemas/ChatRequest"}
     assert "messages" in doc["components"]["schemas"]["ChatRequest"]["properties"]
     assert "response_format" in doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]
+
+
+def test_http_errors_keep_their_status(redis_url: str) -> None:
+    """Starlette's own refusals keep their real status, in each protocol's shape."""
+    async def teapot(request: object) -> None:
+        raise HTTPException(418, "short and stout")
+
+    application = app(redis_url, {})
+    application.router.routes += [Route("/api/teapot", teapot), Route("/v1/teapot", teapot)]
+    with TestClient(application) as client:
+        ollama, openai = client.get("/api/teapot"), client.get("/v1/teapot")
+    assert (ollama.status_code, ollama.json()) == (418, {"error": "short and stout"})
+    assert openai.status_code == 418 and openai.json()["error"]["message"] == "short and stout"
