@@ -7,9 +7,13 @@ by all of them on their next request.
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from router.catalog.modelfile import Modelfile
 from router.catalog.names import ModelName, parse_name
@@ -19,8 +23,33 @@ from workers.spec import ModelSpec
 
 # What /api/create sets on a record (the rest describes the weights it runs on): the Modelfile's
 # fields of the same names, and `parent` for its FROM.
+log = logging.getLogger("herd.catalog")
+
 MODELFILE_FIELDS = ("parent", "system", "template", "parameters", "messages", "license")
 _SHARED = MODELFILE_FIELDS[1:]
+
+
+# Records in Redis outlive the code that wrote them. Each carries its schema version; a record of
+# an older version is migrated when read (MIGRATIONS[v] turns a version-v dict into version v+1).
+RECORD_VERSION = 1
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+MIGRATIONS: dict[int, Migration] = {
+    0: lambda record: record,  # records before versioning: the same fields
+}
+
+
+def parse_record(
+    raw: str, migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = MIGRATIONS
+) -> ModelRecord:
+    """A stored record, migrated to the current schema; raises ValueError if it cannot be read."""
+    data = json.loads(raw)
+    version = int(data.pop("schema_version", 0))
+    if version > RECORD_VERSION:
+        raise ValueError(f"record schema {version} is newer than this Herd's ({RECORD_VERSION})")
+    while version < RECORD_VERSION:
+        data = migrations[version](data)
+        version += 1
+    return ModelRecord.model_validate(data | {"schema_version": version})
 
 
 class ModelRecord(BaseModel):
@@ -29,6 +58,7 @@ class ModelRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    schema_version: int = Field(RECORD_VERSION, description="Bumped when a field changes; see MIGRATIONS.")
     name: str = Field(description="Display name, e.g. 'smollm2:135m'.")
     aliases: tuple[str, ...] = ()
     deployment_id: str
@@ -107,14 +137,30 @@ class Catalog:
         self._version = -1
         self._records: dict[str, ModelRecord] = {}
         self._names: dict[str, str] = {}
+        self.unreadable: dict[str, str] = {}  # stored records this Herd cannot parse, with the reason
 
     async def refresh(self) -> None:
-        version = await self.store.version()
-        if version == self._version:
+        """Read the store's catalog if it changed. While Redis is down, the last copy serves (a
+        model this replica already knows keeps answering); without one, the RedisError is raised."""
+        try:
+            version = await self.store.version()
+            if version == self._version:
+                return
+            version, raw_records, names = await self.store.snapshot()
+        except RedisError as exc:
+            if self._version < 0:
+                raise
+            log.warning("Redis unavailable, serving the cached catalog: %s", exc)
             return
-        version, records, names = await self.store.snapshot()
-        self._records = {key: ModelRecord.model_validate_json(raw) for key, raw in records.items()}
-        self._names, self._version = names, version
+        records, unreadable = {}, {}
+        for key, raw in raw_records.items():
+            try:
+                records[key] = parse_record(raw)
+            except (ValueError, KeyError) as exc:  # one bad record must not hide the others
+                unreadable[key] = str(exc).splitlines()[0]
+        for key in unreadable.keys() - self.unreadable.keys():
+            log.warning("skipping catalog record %s: %s", key, unreadable[key])
+        self._records, self._names, self._version, self.unreadable = records, names, version, unreadable
 
     async def resolve(self, text: str) -> ModelRecord:
         """The record for a request's `model` string; raises ModelNotFound (or BadRequest if malformed)."""
@@ -157,4 +203,4 @@ class Catalog:
         removed, _ = await self.store.remove(parse_name(text).key)
         if removed is None:
             raise ModelNotFound(text)
-        return ModelRecord.model_validate_json(removed)
+        return parse_record(removed)

@@ -119,6 +119,8 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
     redis = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
     try:
         redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
+        if redis is not None:
+            redis.supervise()
         store = CatalogStore.from_url(redis_url)
         records = asyncio.run(_with_store(store, register_config_models(store, config, settings.store_dir)))
         return _run_cluster(settings, config, redis_url, records, started)

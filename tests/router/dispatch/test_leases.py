@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import RedisError
 
 from router.catalog.catalog import LoadedModel
 from router.catalog.store import CatalogStore
 from router.dispatch.leases import Leases
-from router.errors import EngineError, Overloaded
+from router.driver.redis_server import EmbeddedRedis
+from router.errors import EngineError, Overloaded, StoreUnavailable
 from tests.support import record, seed
 
 
@@ -84,3 +87,33 @@ def test_a_failed_load_names_the_model_and_the_cause(redis_url: str) -> None:
             await leases.acquire(record("m:1"))
 
     asyncio.run(run())
+
+
+def test_through_a_redis_outage_loaded_models_serve_and_no_count_is_lost(tmp_path: Path) -> None:
+    """Redis dies mid-request: the end is held and sent when it is back; a model the router saw
+    loaded keeps serving (uncounted), one it never saw is a 503; the heartbeat survives it all."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    seed(url, [record("m:1")])
+    seed(url, [record("cold:1")], loaded=False)
+
+    async def run() -> None:
+        leases = Leases(CatalogStore.from_url(url), None, "router-a")
+        lease = await leases.acquire(record("m:1"))
+        server.stop()
+        lease.release()  # its end cannot reach Redis now
+        await asyncio.sleep(0.1)
+        (await leases.acquire(record("m:1"))).release()  # served through the outage
+        with pytest.raises(StoreUnavailable) as info:
+            await leases.acquire(record("cold:1"))
+        assert info.value.status == 503 and info.value.retry_after
+        with pytest.raises(RedisError):
+            await leases.heartbeat()
+        server.start()  # same port, same append-only file
+        await leases.heartbeat()
+        assert (await leases.store.busy())["m--1"] == 0
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
