@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
+from router.driver import watchdog
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
 from router.errors import ConfigError, HerdError
@@ -26,6 +28,8 @@ from router.manager.lifecycle import MANAGER_NAME, ModelManager
 from router.manager.pulls import prepare_record, require_reachable
 from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
+
+CLUSTER_CHECK_S = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +120,11 @@ def start_cluster(settings: Settings) -> None:
 
 def serve(settings: Settings, config: ClusterConfig) -> int:
     started = time.monotonic()
+    # Every process this start makes (Redis, Ray, replicas, engines) inherits the mark; the
+    # watchdog stops whatever of them is left once this process is gone, however it ends.
+    cluster_id = uuid.uuid4().hex
+    os.environ[watchdog.ENV] = cluster_id
+    watchdog.spawn(cluster_id)
     redis = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
     try:
         redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
@@ -167,11 +176,36 @@ def _run_cluster(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    gcs = ray.get_runtime_context().gcs_address
+    while not stop.wait(CLUSTER_CHECK_S):
+        if not cluster_alive(gcs, os.environ[watchdog.ENV], local=settings.ray_address is None):
+            # A supervisor (systemd, docker, Akash) restarts a process that exits non-zero.
+            print("herd: the Ray cluster is gone; exiting", file=sys.stderr, flush=True)
+            return 1
     print("herd: shutting down", flush=True)
     ray_serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()
     return 0
+
+
+def cluster_alive(gcs_address: str, cluster_id: str, *, local: bool) -> bool:
+    """Ray's control plane answers; for a cluster this driver started, its raylet lives too."""
+    host, _, port = gcs_address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return False
+    if not local:
+        return True
+    names = {_command(pid) for pid in watchdog.processes_of(cluster_id)}
+    return any("raylet" in name for name in names)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
 
 
 if __name__ == "__main__":
