@@ -2,7 +2,7 @@
 
 Each error knows its HTTP status, the text Ollama would send and the type/code OpenAI would
 send. Rendering happens in exactly two places per protocol: before the first byte (a real
-status, `router.api.app.render_error`) and after it (an in-band NDJSON line or SSE frame, each
+status, `router.api.app.Errors.render`) and after it (an in-band NDJSON line or SSE frame, each
 protocol's `encode` module).
 """
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -103,7 +105,7 @@ def create_app(
         Route("/ready", ready, methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    handlers = {HerdError: herd_error, HTTPException: http_error, RedisError: store_error, Exception: unexpected_error}
+    handlers = Errors(metrics.own).handlers()
     cors = Middleware(
         CORSMiddleware,
         allow_origins=settings.origins,
@@ -140,43 +142,58 @@ class CountRequests:
             path: str = scope["path"]
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
-            api = "openai" if path.startswith("/v1/") else "ollama" if path.startswith("/api/") else "other"
-            self._metrics.observe_request(scope.get("state", {}).get("model", ""), api, endpoint, status)
+            self._metrics.observe_request(scope.get("state", {}).get("model", ""), api_of(path), endpoint, status)
 
 
 async def root(request: Request) -> Response:
     return PlainTextResponse("Ollama is running")
 
 
-def render_error(request: Request, err: HerdError) -> Response:
-    """The one place a before-first-byte error becomes a response, in the path's protocol."""
-    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
-    if request.url.path.startswith("/v1/"):
-        return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
-    return Response(ollama_encode.error(err), status_code=err.status, media_type="application/json", headers=headers)
+class Errors:
+    """The one place a before-first-byte error becomes a response, in the path's protocol; each
+    is counted in `herd_errors_total` with phase `before_first_byte`."""
+
+    def __init__(self, metrics: RouterMetrics) -> None:
+        self._metrics = metrics
+
+    def handlers(self) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+        return {HerdError: self.herd, HTTPException: self.http, RedisError: self.store, Exception: self.unexpected}
+
+    def render(self, request: Request, err: HerdError) -> Response:
+        path = request.url.path
+        self._metrics.observe_error(
+            getattr(request.state, "model", ""), api_of(path), type(err).__name__, "before_first_byte"
+        )
+        headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+        if path.startswith("/v1/"):
+            return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
+        body = ollama_encode.error(err)
+        return Response(body, status_code=err.status, media_type="application/json", headers=headers)
+
+    async def herd(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HerdError)
+        return self.render(request, exc)
+
+    async def http(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404 and not request.url.path.startswith("/v1/"):
+            return PlainTextResponse("404 page not found", status_code=404)  # Ollama's (Go's) text
+        if exc.status_code == 404:
+            return self.render(request, NotFound(f"no route for {request.url.path}"))
+        if exc.status_code == 405:
+            return self.render(request, MethodNotAllowed(f"method {request.method} not allowed"))
+        return self.render(request, HttpStatus(exc.status_code, exc.detail))
+
+    async def store(self, request: Request, exc: Exception) -> Response:
+        log.warning("Redis unavailable on %s: %s", request.url.path, exc)
+        return self.render(
+            request, StoreUnavailable("the model catalog is unavailable, try again shortly", retry_after=2)
+        )
+
+    async def unexpected(self, request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return self.render(request, EngineError(f"internal error: {type(exc).__name__}"))
 
 
-async def herd_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HerdError)
-    return render_error(request, exc)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404 and not request.url.path.startswith("/v1/"):
-        return PlainTextResponse("404 page not found", status_code=404)  # Ollama's (Go's) text
-    if exc.status_code == 404:
-        return render_error(request, NotFound(f"no route for {request.url.path}"))
-    if exc.status_code == 405:
-        return render_error(request, MethodNotAllowed(f"method {request.method} not allowed"))
-    return render_error(request, HttpStatus(exc.status_code, exc.detail))
-
-
-async def store_error(request: Request, exc: Exception) -> Response:
-    log.warning("Redis unavailable on %s: %s", request.url.path, exc)
-    return render_error(request, StoreUnavailable("the model catalog is unavailable, try again shortly", retry_after=2))
-
-
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return render_error(request, EngineError(f"internal error: {type(exc).__name__}"))
+def api_of(path: str) -> str:
+    return "openai" if path.startswith("/v1/") else "ollama" if path.startswith("/api/") else "other"

@@ -6,6 +6,8 @@ the remote traceback; the original is its `cause`. Clients get the original's cl
 
 from __future__ import annotations
 
+import logging
+
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
@@ -14,9 +16,12 @@ from workers.events import InvalidRequest, PromptTooLong
 
 RETRY_AFTER_S = 2
 
+log = logging.getLogger("herd.errors")
+
 
 def map_error(exc: BaseException, failed: str = "the model's engine failed") -> HerdError:
-    """`exc` as a client error; anything unexpected becomes an EngineError "<failed>: <message>"."""
+    """`exc` as a client error. Anything unexpected becomes an EngineError with a short, stable
+    text ("<failed>: <exception type>"); its whole text goes to the log, not to the client."""
     exc = unwrap(exc)
     if isinstance(exc, HerdError):
         return exc
@@ -31,7 +36,8 @@ def map_error(exc: BaseException, failed: str = "the model's engine failed") -> 
         return ContextLengthExceeded(cause_text(exc))
     if isinstance(exc, InvalidRequest):
         return BadRequest(cause_text(exc))
-    return EngineError(f"{failed}: {cause_text(exc)}")
+    log.error("%s: %s", failed, cause_text(exc))
+    return EngineError(f"{failed}: {type(exc).__name__}")
 
 
 def unwrap(exc: BaseException) -> BaseException:

@@ -7,6 +7,7 @@ parameter, a prompt that does not fit, a dead replica) still gets a real HTTP st
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -17,7 +18,7 @@ from router.dispatch.handles import WorkerHandle, WorkerHandles
 from router.dispatch.inbox import EventInbox, Incoming
 from router.dispatch.leases import Lease, Leases
 from router.dispatch.metrics import GenerationObserver, RouterMetrics
-from router.errors import EngineError, Overloaded, ReplicaLost, TimedOut
+from router.errors import EngineError, HerdError, Overloaded, ReplicaLost, TimedOut
 from router.ids import new_request_id
 from router.timing import added_ns, now_ns
 from workers.events import (
@@ -27,6 +28,8 @@ from workers.events import (
     Final,
     GenerationRequest,
 )
+
+log = logging.getLogger("herd.generation")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class EventStream:
     final: Final | None = field(default=None)
     _first_token_ns: int = 0
     _last_token_ns: int = 0
+    request_id: str = ""
 
     def router_ns(self) -> int:
         """The router's added time so far: its wall time for the request minus the worker's own time."""
@@ -79,6 +83,17 @@ class EventStream:
                 self._lease.release()
         if self.final is None:
             raise EngineError("the model's engine ended the stream without finishing")
+
+    def failed(self, exc: BaseException) -> HerdError:
+        """A failure after the response started: logged once (with the request id), counted, and
+        returned as the error the encoder writes in-band."""
+        err = map_error(exc)
+        unexpected = isinstance(err, EngineError)
+        log.log(logging.ERROR if unexpected else logging.WARNING, "request %s failed mid-stream: %s",
+                self.request_id, err.message, exc_info=exc if unexpected else None)  # fmt: skip
+        if self._observer is not None:
+            self._observer.failed(type(err).__name__)
+        return err
 
     def cancel(self) -> None:
         self._rest.cancel()
@@ -130,7 +145,7 @@ class Generations:
             observer.closed()
             lease.release()
             raise
-        return EventStream(first, incoming, started_ns, observer, lease)
+        return EventStream(first, incoming, started_ns, observer, lease, request_id=request.request_id)
 
     async def open_choices(
         self, record: ModelRecord, request: GenerationRequest, n: int, api: str, started_ns: int

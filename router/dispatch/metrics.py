@@ -72,6 +72,13 @@ class RouterMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.errors = Counter(
+            "herd_errors",
+            "Errors clients got, by model, API, error class and phase: before_first_byte (an HTTP "
+            "status) or in_stream (an in-band error after the response started).",
+            ["model", "api", "type", "phase"],
+            registry=self.registry,
+        )
         self.prompt_tokens = Counter(
             "herd_prompt_tokens", "Prompt tokens of finished generations.", labels, registry=self.registry
         )
@@ -81,6 +88,9 @@ class RouterMetrics:
 
     def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, api, endpoint, str(status)).inc()
+
+    def observe_error(self, model: str, api: str, error: str, phase: str) -> None:
+        self.errors.labels(model, api, error, phase).inc()
 
     def generation(self, model: str, api: str) -> GenerationObserver:
         return GenerationObserver(self, model, api)
@@ -108,6 +118,9 @@ class GenerationObserver:
             m.ttft.labels(*labels).observe((first_ns - started_ns) / 1e9)
         if final.output_tokens > 1 and last_ns > first_ns:
             m.tpot.labels(*labels).observe((last_ns - first_ns) / 1e9 / (final.output_tokens - 1))
+
+    def failed(self, error: str) -> None:
+        self._m.observe_error(*self._labels, error, "in_stream")
 
     def closed(self) -> None:
         self._m.in_flight.labels(self._model).dec()

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def herd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Herd on the embedded default. The model store is shared by the run's
-    stacks (conversion happens once).
-
-    HERD_TEST_URL points the suite at a Herd you already started (faster edit-test loops).
-    """
-    if url := os.environ.get("HERD_TEST_URL"):
-        yield url
+def herd_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack | None]:
+    """The session's Herd on the embedded default (None with HERD_TEST_URL). The model store is
+    shared by the run's stacks (conversion happens once)."""
+    if os.environ.get("HERD_TEST_URL"):
+        yield None
         return
-    with start_herd(tmp_path_factory.mktemp("herd")) as base:
-        yield base
+    with launch_herd(tmp_path_factory.mktemp("herd")) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def herd(herd_stack: Stack | None) -> str:
+    """Base URL of the session's Herd. HERD_TEST_URL points the suite at a Herd you already started
+    (faster edit-test loops)."""
+    return herd_stack.base if herd_stack is not None else os.environ["HERD_TEST_URL"]
 
 
 # Converted test models, shared by every test Herd of a run (GGUF conversion happens once per
@@ -52,8 +57,26 @@ def shared_store() -> Path:
     return store
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A running `herd serve`: its URL, its process, its log and data directory."""
+
+    base: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    data: Path
+
+    @property
+    def cluster_id(self) -> str:
+        """The mark every process of this stack carries (see router/driver/watchdog.py)."""
+        for item in Path(f"/proc/{self.proc.pid}/environ").read_bytes().split(b"\0"):
+            if item.startswith(b"HERD_CLUSTER="):
+                return item.split(b"=", 1)[1].decode()
+        raise AssertionError("herd serve has no HERD_CLUSTER mark")
+
+
 @contextmanager
-def start_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def launch_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
     """`herd serve [args]` on a free port, logging to `work/serve.log`; stopped on exit.
 
     Its data directory (catalog Redis) is `work/data` unless `env` gives HERD_DATA_DIR; the
@@ -72,14 +95,22 @@ def start_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> Ite
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(proc, base, log_path)
-        yield base
+        yield Stack(base, proc, log_path, Path(env["HERD_DATA_DIR"]))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         log.close()
+
+
+@contextmanager
+def start_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`launch_herd`, yielding only the base URL."""
+    with launch_herd(work, *args, env=env) as stack:
+        yield stack.base
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:

@@ -34,7 +34,7 @@ from router.convert.tools import (
 )
 from router.dispatch.choices import collect, steps
 from router.dispatch.generation import EventStream, Generations
-from router.errors import BadRequest, EngineError, HerdError
+from router.errors import BadRequest
 from router.ids import new_request_id, ollama_call_id
 from router.protocol.ollama import ChatRequest, GenerateRequest, Message
 from router.timing import added_ns, now_ns
@@ -223,7 +223,5 @@ async def _ndjson(events: EventStream, reader: Reader, chunk: Chunk, final: Fina
                 if calls:
                     yield chunk("", assemble(calls)[1], ())
                 yield final("", (), (), step.final)
-    except HerdError as err:
-        yield ollama_encode.error(err)
     except Exception as exc:  # never leave a client hanging without a final line
-        yield ollama_encode.error(EngineError(str(exc)))
+        yield ollama_encode.error(events.failed(exc))

@@ -26,7 +26,7 @@ from router.convert.options import openai_sampling
 from router.convert.tools import CallStart, Reader, Text, ToolPlan, history_tool_calls, plan
 from router.dispatch.choices import Answer, collect_all, merge, steps
 from router.dispatch.generation import EventStream, Generations
-from router.errors import BadRequest, EngineError, HerdError
+from router.errors import BadRequest
 from router.ids import new_request_id, openai_call_id
 from router.protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest
 from router.timing import now_ns
@@ -207,10 +207,8 @@ async def _frames(
         if chunks.include_usage:
             finals = [s.final for s in streams if s.final is not None]
             yield chunks.usage(finals[0].prompt_tokens, sum(f.output_tokens for f in finals))
-    except HerdError as err:
-        yield openai_encode.error_frame(err)
-    except Exception as exc:
-        yield openai_encode.error_frame(EngineError(str(exc)))
+    except Exception as exc:  # one in-band error for the request (its choices share model and API)
+        yield openai_encode.error_frame(streams[0].failed(exc))
     yield openai_encode.DONE
 
 

@@ -38,6 +38,13 @@ def test_requests_are_counted_with_route_templates(redis_url: str) -> None:
     assert count("m:1", "ollama", "/api/embed", "400") == 1
     assert "herd_requests_in_flight" in exposition
 
+    def errors(model: str, api: str, kind: str) -> float | None:
+        labels = {"model": model, "api": api, "type": kind, "phase": "before_first_byte"}
+        return metrics.registry.get_sample_value("herd_errors_total", labels)
+
+    assert errors("", "ollama", "ModelNotFound") == 1 and errors("", "openai", "BadRequest") == 1
+    assert errors("m:1", "ollama", "Overloaded") == 1 and errors("m:1", "ollama", "BadRequest") == 1
+
 
 WORKER = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge

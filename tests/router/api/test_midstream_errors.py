@@ -13,6 +13,7 @@ from router.api.openai.routes import _chat_frames, _frames
 from router.convert.tools import Reader, ToolCall
 from router.dispatch.generation import EventStream
 from router.dispatch.inbox import Incoming
+from router.dispatch.metrics import RouterMetrics
 from workers.events import Delta, Event, Final, TokenLogprob
 
 
@@ -52,7 +53,7 @@ def test_ndjson_ends_with_an_error_line() -> None:
     lines = _collect(lambda: _ndjson(_events([Delta("Hel", 1)], _dies), _reader(), _chunk, _final))
     assert len(lines) == 2
     assert json.loads(lines[0])["message"]["content"] == "Hel"
-    assert json.loads(lines[1]) == {"error": "the model's engine failed: EngineCore died"}
+    assert json.loads(lines[1]) == {"error": "the model's engine failed: RuntimeError"}
 
 
 def test_sse_ends_with_an_error_frame_then_done() -> None:
@@ -65,8 +66,22 @@ def test_sse_ends_with_an_error_frame_then_done() -> None:
     frames = _collect(sse)
     assert frames[0] == chunks.role() and frames[1] == chunks.content("Hel")
     error = json.loads(frames[2][len(b"data: ") :])["error"]
-    assert error["type"] == "api_error" and error["message"] == "the model's engine failed: EngineCore died"
+    assert error["type"] == "api_error" and error["message"] == "the model's engine failed: RuntimeError"
     assert frames[3:] == [openai_encode.DONE]
+
+
+def test_a_midstream_failure_is_counted_once_by_model_api_and_type() -> None:
+    metrics = RouterMetrics()
+
+    def ndjson() -> AsyncIterator[bytes]:
+        events = _events([Delta("Hel", 1)], _dies)
+        events._observer = metrics.generation("m:1", "ollama")
+        return _ndjson(events, _reader(), _chunk, _final)
+
+    lines = _collect(ndjson)
+    assert json.loads(lines[-1]) == {"error": "the model's engine failed: RuntimeError"}
+    labels = {"model": "m:1", "api": "ollama", "type": "EngineError", "phase": "in_stream"}
+    assert metrics.registry.get_sample_value("herd_errors_total", labels) == 1
 
 
 def test_stream_that_ends_without_final_is_an_error() -> None:
@@ -85,6 +100,6 @@ def test_one_failing_choice_of_several_ends_the_stream_with_an_error() -> None:
 
     frames = _collect(sse)
     assert frames[-1] == openai_encode.DONE
-    assert json.loads(frames[-2][len(b"data: ") :])["error"]["message"] == "the model's engine failed: EngineCore died"
+    assert json.loads(frames[-2][len(b"data: ") :])["error"]["message"] == "the model's engine failed: RuntimeError"
     indexes = {json.loads(f[len(b"data: ") :])["choices"][0]["index"] for f in frames[:-2]}
     assert indexes == {0, 1}  # both choices streamed, each under its own index

@@ -38,7 +38,7 @@ from workers.events import Delta, Final, GenerationRequest, InvalidRequest, Prom
             400,
             "ValueError: top_p must be in (0, 1]",
         ),
-        (RuntimeError("EngineCore died"), EngineError, 500, "the model's engine failed: EngineCore died"),
+        (RuntimeError("EngineCore died"), EngineError, 500, "the model's engine failed: RuntimeError"),
         (ModelNotFound("x"), ModelNotFound, 404, "model 'x' not found"),
         (
             BackPressureError(num_queued_requests=3, max_queued_requests=2),
