@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         600, gt=0, description="A generation still running after this long is stopped (504, or an in-band error)."
     )
+    router_memory_mb: int = Field(
+        4096,
+        ge=256,
+        description="Heap a router replica may allocate; past it one request fails with a MemoryError (a 500) "
+        "instead of the process growing until Ray's memory monitor kills engines or the controller.",
+    )
 
     def serve_logging(self) -> dict[str, Any]:
         """Ray Serve logging for every Herd component; no per-request access lines by default."""

@@ -9,6 +9,7 @@ import ray
 from ray import serve
 
 from router.api.app import create_app
+from router.api.limits import limit_heap
 from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
@@ -29,6 +30,7 @@ class Router:
     async def __init__(  # type: ignore[misc]
         self, settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None
     ) -> None:
+        limit_heap(settings.router_memory_mb)
         own = RouterMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
         # Workers send generation events here (see router/dispatch/inbox.py); on the node's address so
