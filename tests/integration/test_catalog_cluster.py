@@ -6,14 +6,17 @@ new connections over them), and the embedded Redis persisting into the test's da
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
 import httpx
 
 from bench.configs import chat_only_yaml
-from tests.integration.conftest import MODEL, start_herd
+from router.driver import watchdog
+from tests.integration.conftest import MODEL, Stack, launch_herd, start_herd
 
 SYSTEM = "You answer in French."
 CONNECTIONS = 24
@@ -34,11 +37,21 @@ def _replicas_that_answered_show(base: str) -> set[str]:
     return {replica for replica, value in re.findall(pattern, text) if float(value) > 0}
 
 
+def _router_pids(stack: Stack) -> list[int]:
+    """This stack's router replicas (Ray titles them by deployment)."""
+    return [
+        pid
+        for pid in watchdog.processes_of(stack.cluster_id)
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ServeReplica:herd:router")
+    ]
+
+
 def test_two_routers_share_one_catalog_that_survives_a_restart(tmp_path: Path) -> None:
     config = tmp_path / "chat.yaml"
     config.write_text(chat_only_yaml())
     two_routers = {"HERD_ROUTER_REPLICAS": "2"}
-    with start_herd(tmp_path, "--config", str(config), env=two_routers) as base:
+    with launch_herd(tmp_path, "--config", str(config), env=two_routers) as stack:
+        base = stack.base
         with httpx.Client(base_url=base, timeout=60) as http:
             created = http.post("/api/create", json={"model": "shared:test", "from": MODEL, "system": SYSTEM})
             assert created.status_code == 200
@@ -52,6 +65,17 @@ def test_two_routers_share_one_catalog_that_survives_a_restart(tmp_path: Path) -
         while len(replicas := _replicas_that_answered_show(base)) < 2 and time.monotonic() < deadline:
             time.sleep(1)
         assert len(replicas) == 2, replicas
+        # One router replica dies: the other keeps the port, new requests do not fail.
+        routers = _router_pids(stack)
+        assert len(routers) == 2, routers
+        router = routers[0]
+        os.kill(router, signal.SIGKILL)
+        started = time.monotonic()
+        after = _fresh_connections(base, "shared:test")
+        statuses = sorted({r.status_code for r in after})
+        print(f"\none of two routers SIGKILLed: {len(after)} new requests, statuses {statuses}")
+        assert all(r.status_code == 200 for r in after), [r.status_code for r in after]
+        assert time.monotonic() - started < 30
 
     with start_herd(tmp_path, "--config", str(config)) as base:
         with httpx.Client(base_url=base, timeout=60) as http:
