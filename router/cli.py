@@ -17,6 +17,7 @@ from typing import Any
 
 from router.catalog import MODELFILE_FIELDS, Catalog, ModelRecord
 from router.config import ClusterConfig, ConfigError, default_config, load_config
+from router.driver import akash_cli
 from router.errors import HerdError
 from router.lifecycle import MANAGER_NAME, ModelManager
 from router.pull_client import pull_command
@@ -38,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pull_p.add_argument("model", help="model name, e.g. smollm2:135m")
     pull_p.add_argument("--source", help="local GGUF file or HF folder, package:<module>/<path>, or hf:<repo id>")
     pull_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    akash_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if (deployed := akash_cli.run(args)) is not None:
+        return deployed
     if args.command == "pull":
         return pull_command(args.model, args.source, args.host)
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
