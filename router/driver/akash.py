@@ -153,16 +153,27 @@ def cheapest(bids: Iterable[Bid], max_price: Decimal | None, denom: str = "uact"
 
 
 def endpoints(deployment: dict[str, Any], service: str) -> Endpoints:
-    """The service's URIs and forwarded ports from a deployment or lease response (status may be null)."""
+    """The service's URIs and forwarded ports from a deployment or lease response (`status` is null
+    until the provider answers; a forwarded port's `host` is optional). A lease that is no longer
+    active raises: it will never serve."""
     body = deployment.get("data", deployment)
     uris: list[str] = []
     forwarded: list[str] = []
     for lease in body.get("leases") or []:
+        state = lease.get("state", "active")
+        if state != "active":
+            provider = (lease.get("id") or {}).get("provider", "the provider")
+            raise DeployError(f"the lease with {provider} is {state}{_reason(lease)}")
         status = lease.get("status") or {}
         uris += (status.get("services") or {}).get(service, {}).get("uris") or []
         for port in (status.get("forwarded_ports") or {}).get(service) or []:
-            forwarded.append(f"{port['host']}:{port['externalPort']}")
+            if port.get("host"):
+                forwarded.append(f"{port['host']}:{port['externalPort']}")
     return Endpoints(tuple(uris), tuple(forwarded))
+
+
+def _reason(lease: dict[str, Any]) -> str:
+    return f" ({lease['reason']})" if lease.get("reason") else ""
 
 
 @dataclass(frozen=True)

@@ -174,13 +174,14 @@ def status_command(args: argparse.Namespace, rt: Runtime) -> int:
     data = body.get("data", body)
     state = (data.get("deployment") or {}).get("state", "unknown")
     rt.out(f"deployment {args.dseq}: {state}")
-    names = sorted(
-        {n for lease in data.get("leases") or [] for n in ((lease.get("status") or {}).get("services") or {})}
-    )
-    for name in names:
-        found = akash.endpoints(body, name)
-        ports = "".join(f" tcp://{p}" for p in found.forwarded)
-        rt.out(f"  {name}: {' '.join(f'http://{u}' for u in found.uris) or '(no URI)'}{ports}")
+    for lease in data.get("leases") or []:
+        rt.out(f"  lease with {(lease.get('id') or {}).get('provider', '?')}: {lease.get('state', '?')}")
+        if lease.get("state", "active") != "active":
+            continue
+        for name in sorted((lease.get("status") or {}).get("services") or {}):
+            found = akash.endpoints({"leases": [lease]}, name)
+            ports = "".join(f" tcp://{p}" for p in found.forwarded)
+            rt.out(f"    {name}: {' '.join(f'http://{u}' for u in found.uris) or '(no URI)'}{ports}")
     return 0
 
 

@@ -36,13 +36,18 @@ def bid(provider: str, amount: str, *, denom: str = "uact", state: str = "open",
     return {"bid": {"bid_id": ident, "state": state, "price": {"denom": denom, "amount": amount}}}
 
 
-def deployment(uris: list[str] | None, forwarded: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def deployment(
+    uris: list[str] | None, forwarded: list[dict[str, Any]] | None = None, state: str = "active", **extra: Any
+) -> dict[str, Any]:
+    """Console's DeploymentResponseSchema (apps/api/src/deployment/http-schemas), trimmed."""
     status = None
     if uris is not None:
-        status = {"services": {"herd": {"name": "herd", "available": 1, "total": 1, "uris": uris}}}
-        status["forwarded_ports"] = {"herd": forwarded or []}
-    lease = {"lease": {"lease_id": {"dseq": DSEQ, "provider": "akash1cheap"}, "state": "active"}, "status": status}
-    return {"data": {"deployment": {"state": "active"}, "leases": [lease]}}
+        service = {"name": "herd", "available": 1, "total": 1, "uris": uris, "ready_replicas": 1}
+        status = {"services": {"herd": service}, "forwarded_ports": {"herd": forwarded or []}, "ips": {}}
+    ident = {"owner": OWNER, "dseq": DSEQ, "gseq": 1, "oseq": 1, "provider": "akash1cheap", "bseq": 1}
+    lease = {"id": ident, "state": state, "price": {"denom": "uact", "amount": "450.5"}, "status": status, **extra}
+    deployment = {"id": {"owner": OWNER, "dseq": DSEQ}, "state": "active", "hash": "h", "created_at": "1"}
+    return {"data": {"deployment": deployment, "leases": [lease], "escrow_account": {}}}
 
 
 class Console:
@@ -161,6 +166,14 @@ def test_a_failed_lease_closes_the_deployment() -> None:
     assert console.routes()[-2:] == ["POST /v1/leases", f"DELETE /v1/deployments/{DSEQ}"]
 
 
+def test_a_lease_the_chain_closed_fails_at_once() -> None:
+    closed = deployment(None, state="closed", reason="insufficient funds")
+    console = Console(bids=[[bid("akash1cheap", "10")]], polls=[closed])
+    with pytest.raises(DeployError, match=r"the lease with akash1cheap is closed \(insufficient funds\)"):
+        _deploy(console)
+    assert console.routes().count(f"GET /v1/deployments/{DSEQ}") == 1
+
+
 def test_a_provider_whose_uri_never_answers_ready() -> None:
     console = Console(bids=[[bid("akash1cheap", "10")]], polls=[deployment(["slow.example"])], ready=[503])
     with pytest.raises(DeployError, match=r"http://slow.example/ready did not answer 200 in 120s \(last: 503"):
@@ -207,7 +220,8 @@ def test_cheapest(bids: list[Bid], cap: str | None, chosen: list[str]) -> None:
 
 
 def test_endpoints_reads_uris_and_forwarded_ports_and_tolerates_missing_status() -> None:
-    body = deployment(["a.example", "b.example"], [{"host": "p.example", "port": 11434, "externalPort": 30001}])
+    ports = [{"host": "p.example", "port": 11434, "externalPort": 30001}, {"port": 11434, "externalPort": 30002}]
+    body = deployment(["a.example", "b.example"], ports)
     found = endpoints(body, "herd")
     assert (found.uris, found.forwarded) == (("a.example", "b.example"), ("p.example:30001",))
     assert endpoints(deployment(None), "herd").uris == ()

@@ -119,6 +119,10 @@ def test_status_and_close() -> None:
     transport = httpx.MockTransport(console)
     rt, lines = _runtime(console_transport=transport)
     assert akash_cli.execute(_args("deploy", "status", DSEQ), rt) == 0
-    assert lines == [f"deployment {DSEQ}: active", "  herd: http://h.example tcp://p.example:30111"]
+    assert lines == [
+        f"deployment {DSEQ}: active",
+        "  lease with akash1cheap: active",
+        "    herd: http://h.example tcp://p.example:30111",
+    ]
     assert akash_cli.execute(_args("deploy", "close", DSEQ), rt) == 0
     assert console.routes()[-1] == f"DELETE /v1/deployments/{DSEQ}" and lines[-1] == f"deployment {DSEQ}: closed"
