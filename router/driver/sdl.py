@@ -69,6 +69,7 @@ class SdlOptions:
     admin_key: str
     redis_password: str = ""
     nodes: int = 0
+    router_replicas: int = 1
     gpu_models: tuple[GpuModel, ...] = ()
     image: str = DEFAULT_IMAGE
     redis_image: str = REDIS_IMAGE
@@ -90,7 +91,7 @@ def build_sdl(config: ClusterConfig, options: SdlOptions) -> dict[str, Any]:
     if options.nodes:
         services = _multi_node(config, options, demands)
     else:
-        node = sdl_plan.node(config, demands, cpu_models=True, cache=options.cache_gi)
+        node = sdl_plan.node(config, demands, routers=options.router_replicas, cache=options.cache_gi)
         services = {"herd": (_herd_service(config, options, _serve_script(config), ()), node)}
     sdl = _assemble(services, options)
     sdl_checks.check(sdl)  # a generated SDL that fails Herd's own rules is a bug here, not the user's
@@ -120,6 +121,8 @@ def _check_options(config: ClusterConfig, options: SdlOptions) -> None:
         raise DeployError("--nodes needs a Redis password of at least 16 characters of [A-Za-z0-9._~-]")
     if options.nodes and options.redis_password == options.admin_key:
         raise DeployError("use a Redis password other than the admin key")
+    if options.router_replicas < 1:
+        raise DeployError("--routers must be at least 1")
     gpus = sdl_plan.whole_gpus(sdl_plan.replica_demands(config))
     if not gpus and options.image == DEFAULT_IMAGE:
         raise DeployError("no model in this config uses a GPU and the GPU image cannot run one: pass --image")
@@ -132,7 +135,7 @@ def _multi_node(
 ) -> dict[str, tuple[dict[str, Any], Node]]:
     workers = [f"worker-{i + 1}" for i in range(options.nodes)]
     cache = options.cache_gi
-    head = sdl_plan.node(config, [], cpu_models=True, cache=cache)
+    head = sdl_plan.node(config, [], routers=options.router_replicas, cache=cache)
     redis_url = f"redis://:{options.redis_password}@redis:{REDIS_PORT}/0"
     scrapers = ("prometheus",) if options.prometheus else ()
     head_service = _herd_service(config, options, _head_script(config, head), scrapers)
@@ -140,7 +143,7 @@ def _multi_node(
     head_service["expose"].append({"port": RAY_GCS_PORT, "to": [{"service": w} for w in workers]})
     services: dict[str, tuple[dict[str, Any], Node]] = {"head": (head_service, head)}
     for name, share in zip(workers, sdl_plan.split(demands, options.nodes), strict=True):
-        node = sdl_plan.node(config, share, cpu_models=False, cache=cache)
+        node = sdl_plan.node(config, share, cache=cache)
         services[name] = (_worker_service(options, node, redis_url), node)
     services["redis"] = _redis(options, ["head", *workers])
     if options.prometheus:
@@ -167,7 +170,13 @@ def _herd_service(config: ClusterConfig, options: SdlOptions, script: str, scrap
 
 
 def _herd_env(options: SdlOptions) -> list[str]:
-    env = ["HERD_HOST=0.0.0.0", f"HERD_PORT={API_PORT}", "HERD_DATA_DIR=/data", f"HERD_ADMIN_KEY={options.admin_key}"]
+    env = [
+        "HERD_HOST=0.0.0.0",
+        f"HERD_PORT={API_PORT}",
+        "HERD_DATA_DIR=/data",
+        f"HERD_ROUTER_REPLICAS={options.router_replicas}",
+        f"HERD_ADMIN_KEY={options.admin_key}",
+    ]
     if options.hf_token:
         env.append(f"HF_TOKEN={options.hf_token}")
     return env + list(options.extra_env)

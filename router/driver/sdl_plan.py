@@ -76,8 +76,17 @@ def split(demands: list[tuple[str, float]], nodes: int) -> list[list[tuple[str, 
 
 
 def whole_gpus(demands: list[tuple[str, float]]) -> int:
-    # Fractional replicas share a device; the 1e-9 keeps 0.1 * 10 from becoming 2 GPUs.
-    return math.ceil(sum(g for _, g in demands) - 1e-9)
+    """Devices these replicas need. Ray gives a fractional replica part of one GPU, so fractions are
+    packed onto devices (largest first) the way they can share: three 0.6 replicas need three."""
+    whole = sum(int(g) for _, g in demands if g >= 1)
+    free: list[float] = []  # what is left on each partly used device
+    for g in sorted((g for _, g in demands if g < 1), reverse=True):
+        fits = next((i for i, left in enumerate(free) if left >= g - 1e-9), None)
+        if fits is None:
+            free.append(1.0 - g)
+        else:
+            free[fits] -= g
+    return whole + len(free)
 
 
 def model_bytes(spec: ModelSpec) -> float | None:
@@ -92,23 +101,30 @@ def model_bytes(spec: ModelSpec) -> float | None:
 
 def cache_gi(config: ClusterConfig) -> int:
     """Model cache per service. Ray may place any replica on any node and no volume is shared on
-    Akash, so every node's cache holds every model: the hub download and the prepared copy."""
-    total = sum((model_bytes(m) or UNKNOWN_MODEL_GIB * GIB) for m in config.models)
-    return max(50, _round_up(2 * total / GIB + 10, 10))
+    Akash, so every node's cache holds every model; a GGUF twice (the file and its bf16 folder)."""
+    total = sum(_copies(m) * (model_bytes(m) or UNKNOWN_MODEL_GIB * GIB) for m in config.models)
+    # 10% for tokenizers, configs and partial downloads, 10 GiB for the embedded Redis and logs.
+    return max(50, _round_up(1.1 * total / GIB + 10, 10))
+
+
+def _copies(spec: ModelSpec) -> int:
+    gguf = spec.source.gguf or (spec.source.path or "").endswith(".gguf")
+    return 2 if gguf else 1
 
 
 def _round_up(value: float, step: int) -> int:
     return int(math.ceil(value / step) * step)
 
 
-def node(config: ClusterConfig, demands: list[tuple[str, float]], *, cpu_models: bool, cache: int = 0) -> Node:
-    """Resources for a service that runs the GPU replicas in `demands`, and with `cpu_models` the
-    config's CPU replicas too (they go where the router is: the single service or the Ray head)."""
+def node(config: ClusterConfig, demands: list[tuple[str, float]], *, routers: int = 0, cache: int = 0) -> Node:
+    """Resources for a service that runs the GPU replicas in `demands`, and with `routers` router
+    replicas the config's CPU replicas too (they go where the router is: the single service or the
+    Ray head). A router replica reserves one CPU, Serve's default."""
     gpus = whole_gpus(demands)
     per_replica = {m.name: m.cpus_per_replica for m in config.models}
     cpus = sum(per_replica[name] for name, _ in demands)
-    if cpu_models:
-        cpus += sum(m.cpus_per_replica * _replicas(m) for m in config.models if not m.gpus_per_replica)
+    if routers:
+        cpus += routers + sum(m.cpus_per_replica * _replicas(m) for m in config.models if not m.gpus_per_replica)
     ray_cpus = math.ceil(cpus - 1e-9)
     return Node(
         gpus=gpus,

@@ -128,6 +128,14 @@ def test_multi_node_private_network_and_secrets() -> None:
     assert {p for entry in sdl["deployment"].values() for p in entry} == {"akash"}
 
 
+@pytest.mark.parametrize(("routers", "cpus"), [(1, 3), (3, 5)])
+def test_the_head_has_a_cpu_per_router_replica(routers: int, cpus: int) -> None:
+    sdl = build_sdl(_gpu_config(), _options(nodes=2, router_replicas=routers))
+    assert sdl["profiles"]["compute"]["head"]["resources"]["cpu"]["units"] == cpus
+    assert f"HERD_ROUTER_REPLICAS={routers}" in sdl["services"]["head"]["env"]
+    assert f"ray start --head --port=6379 --num-cpus={cpus} --num-gpus=0" in sdl["services"]["head"]["args"][0]
+
+
 def test_pricing_in_uact_scales_with_gpus_and_auditors_are_optional() -> None:
     sdl = build_sdl(_gpu_config(), _options(nodes=2, gpu_price=7000, service_price=500))
     placement = sdl["profiles"]["placement"]["akash"]
@@ -161,6 +169,7 @@ def test_cpu_config_needs_an_image_that_can_run_it() -> None:
         ({"nodes": 2, "redis_password": ""}, "Redis password"),
         ({"nodes": 2, "redis_password": ADMIN}, "other than the admin key"),
         ({"nodes": 5}, "only 4 GPU replicas"),
+        ({"router_replicas": 0}, "--routers"),
     ],
 )
 def test_refuses_options_it_cannot_deploy_safely(fields: dict[str, Any], message: str) -> None:
@@ -198,6 +207,14 @@ def test_split_puts_largest_replicas_first_on_the_least_loaded_worker(
 
 
 @pytest.mark.parametrize(
+    ("demands", "gpus"),
+    [([1, 2], 3), ([0.5, 0.5, 0.5], 2), ([0.6, 0.6, 0.6], 3), ([0.9, 0.9, 0.1], 2), ([0.1] * 10, 1), ([], 0)],
+)
+def test_whole_gpus_packs_fractional_replicas_the_way_ray_can(demands: list[float], gpus: int) -> None:
+    assert sdl_plan.whole_gpus([("m", g) for g in demands]) == gpus
+
+
+@pytest.mark.parametrize(
     ("size", "level", "expected"),
     [("8.0B", "BF16", 16e9), ("23M", "F32", 92e6), ("70B", "Q4_K_M", 35e9), ("7b", "", 14e9), ("", "BF16", None)],
 )
@@ -205,9 +222,22 @@ def test_model_bytes_from_parameter_size_and_quantization(size: str, level: str,
     assert sdl_plan.model_bytes(_model(parameter_size=size, quantization_level=level)) == expected
 
 
-def test_cache_holds_every_model_twice() -> None:
-    # 8.0B + 14.8B in BF16 and 23M in F32: 42.5 GiB, twice (hub download and prepared copy) + 10.
-    assert sdl_plan.cache_gi(_gpu_config()) == 100
+@pytest.mark.parametrize(
+    ("models", "gi"),
+    [
+        # configs/gpu-cluster.yaml: 8.0B + 14.8B in BF16 and 23M in F32 = 42.5 GiB, +10% +10 GiB.
+        (None, 60),
+        # 70B in BF16 = 130 GiB; a GGUF counts twice (the file and the converted folder).
+        ([{"parameter_size": "70B"}], 160),
+        ([{"parameter_size": "70B", "source": {"gguf": "/m.gguf"}}], 300),
+        # Unknown sizes count 20 GiB each; never less than 50 GiB.
+        ([{}], 50),
+        ([{}, {"name": "n"}, {"name": "o"}], 80),
+    ],
+)
+def test_cache_holds_every_model(models: list[dict[str, Any]] | None, gi: int) -> None:
+    config = _gpu_config() if models is None else ClusterConfig(models=[_model(**m) for m in models])
+    assert sdl_plan.cache_gi(config) == gi
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,10 @@ def _cases() -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
             build_sdl(gpu, _options(gpu_models=GPUS, nodes=2, prometheus=True, auditors=(AUDITOR,))),
             {"head": 0, "worker-1": 3, "worker-2": 2, "redis": 0, "prometheus": 0},
         ),
+        "gpu-8x-nodes-2": (
+            build_sdl(load_config(ROOT / "configs" / "gpu-8x-h100.yaml"), _options(gpu_models=GPUS, nodes=2)),
+            {"head": 0, "worker-1": 4, "worker-2": 4, "redis": 0},
+        ),
         "cpu-default": (build_sdl(default_config(), _options(image="ghcr.io/example/herd-cpu:0.1.0")), {"herd": 0}),
     }
 
