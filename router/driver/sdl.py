@@ -41,6 +41,9 @@ PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
 # the 1 MiB default body; streamed chunks arrive well within 60 s.
 HTTP_OPTIONS = {"max_body_size": 104857600, "read_timeout": 60000, "send_timeout": 60000}
 SECRET = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
+# An SDL `command` replaces the image's entrypoint, so it names it again: it hands the root-owned
+# volume Akash mounts to Herd's user and drops root (deploy/image/herd-entrypoint.sh).
+HERD_COMMAND = ["herd-entrypoint", "sh", "-c"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def _herd_service(config: ClusterConfig, options: SdlOptions, script: str, scrap
         expose.append({"port": API_PORT, "to": [{"service": s} for s in scrapers]})
     return {
         "image": options.image,
-        "command": ["sh", "-c"],
+        "command": HERD_COMMAND,
         "args": [script],
         "env": _herd_env(options),
         "expose": expose,
@@ -218,7 +221,7 @@ def _worker_service(options: SdlOptions, node: Node, redis_url: str) -> dict[str
         env.append(f"HF_TOKEN={options.hf_token}")
     return {
         "image": options.image,
-        "command": ["sh", "-c"],
+        "command": HERD_COMMAND,
         "args": [join],
         "env": env + list(options.extra_env),
         "params": {"storage": _mounts()},
@@ -242,10 +245,12 @@ def _prometheus(options: SdlOptions) -> tuple[dict[str, Any], Node]:
         "scrape_configs:\n"
         f"  - {{job_name: herd, metrics_path: /metrics, static_configs: [{{targets: ['head:{API_PORT}']}}]}}\n"
     )
+    # The image runs as `nobody`, which cannot write a root-owned Akash volume: the TSDB stays on
+    # the container's own disk (lost on restart, bounded by size).
     script = (
         f"cat > /prometheus/prometheus.yml <<'PROMETHEUS_EOF'\n{scrape}PROMETHEUS_EOF\n"
         "exec /bin/prometheus --config.file=/prometheus/prometheus.yml --storage.tsdb.path=/prometheus/data"
-        " --storage.tsdb.retention.time=15d\n"
+        " --storage.tsdb.retention.time=15d --storage.tsdb.retention.size=8GB\n"
     )
     service = {
         "image": options.prometheus_image,
@@ -253,9 +258,8 @@ def _prometheus(options: SdlOptions) -> tuple[dict[str, Any], Node]:
         "args": [script],
         # Metrics are read-only and carry no prompts; Prometheus has no admin API unless enabled.
         "expose": [{"port": PROMETHEUS_PORT, "as": PROMETHEUS_PORT, "to": [{"global": True}]}],
-        "params": {"storage": {"data": {"mount": "/prometheus", "readOnly": False}}},
     }
-    return service, Node(gpus=0, cpus=1, memory_gi=2, shm_gi=0, cache_gi=20, root_gi=1)
+    return service, Node(gpus=0, cpus=1, memory_gi=2, shm_gi=0, cache_gi=0, root_gi=10)
 
 
 def _assemble(services: dict[str, tuple[dict[str, Any], Node]], options: SdlOptions) -> dict[str, Any]:
@@ -279,14 +283,11 @@ def _assemble(services: dict[str, tuple[dict[str, Any], Node]], options: SdlOpti
 
 
 def _resources(node: Node, options: SdlOptions) -> dict[str, Any]:
-    storage: list[dict[str, Any]] = [
-        {"size": f"{node.root_gi}Gi"},
-        {
-            "name": "data",
-            "size": f"{node.cache_gi}Gi",
-            "attributes": {"persistent": True, "class": options.storage_class},
-        },
-    ]
+    storage: list[dict[str, Any]] = [{"size": f"{node.root_gi}Gi"}]
+    if node.cache_gi:
+        storage.append(
+            {"name": "data", "size": f"{node.cache_gi}Gi", "attributes": {"persistent": True, "class": options.storage_class}}
+        )
     if node.shm_gi:
         storage.append({"name": "shm", "size": f"{node.shm_gi}Gi", "attributes": {"persistent": False, "class": "ram"}})
     resources: dict[str, Any] = {

@@ -3,7 +3,9 @@ properties the Akash SDL relies on (non-root, models on the /data volume, `herd`
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -55,16 +57,43 @@ def test_herd_installs_under_the_images_own_packages_as_constraints() -> None:
     assert freeze < install and "-c /etc/herd-constraints.txt" in runs[install]
 
 
-def test_runs_as_non_root_with_models_on_the_volume_and_herd_as_entrypoint() -> None:
+def test_models_on_the_volume_herd_behind_the_root_dropping_entrypoint() -> None:
     pairs = _instructions(DOCKERFILE.read_text())
-    users = [rest for word, rest in pairs if word == "USER"]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
     env = " ".join(rest for word, rest in pairs if word == "ENV")
     assert "HERD_DATA_DIR=/data" in env and "HF_HOME=/data/hf" in env
     assert ("VOLUME", "/data") in pairs
-    assert ("ENTRYPOINT", '["herd"]') in pairs
+    assert ("ENTRYPOINT", '["herd-entrypoint", "herd"]') in pairs
+    assert ("COPY", "--chmod=0755 deploy/image/herd-entrypoint.sh /usr/local/bin/herd-entrypoint") in pairs
+    # No USER root at the end (the entrypoint drops it), and no other USER that would stop it
+    # from taking over a root-owned Akash volume.
+    assert [rest for word, rest in pairs if word == "USER"] == []
     health = next(rest for word, rest in pairs if word == "HEALTHCHECK")
     assert "/ready" in health
+
+
+def _entrypoint(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HERD_DATA_DIR": str(tmp_path / "data")}
+    script = ROOT / "deploy" / "image" / "herd-entrypoint.sh"
+    return subprocess.run(["sh", str(script), *command], env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_entrypoint_hands_the_volume_to_herd_and_drops_root(tmp_path: Path) -> None:
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    (tmp_path / "data" / "models" / "old").write_text("written by root")
+    result = _entrypoint(tmp_path, "sh", "-c", "id -u; id -g; grep CapEff /proc/self/status")
+    assert result.returncode == 0, result.stderr
+    uid, gid, caps = result.stdout.split("\n")[:3]
+    assert (uid, gid, caps.split()[1]) == ("10001", "10001", "0000000000000000")
+    for path in (tmp_path / "data", tmp_path / "data" / "models", tmp_path / "data" / "models" / "old"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (10001, 10001)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="the non-root path; as root see the test above")
+def test_entrypoint_as_non_root_only_runs_the_command(tmp_path: Path) -> None:
+    result = _entrypoint(tmp_path, "sh", "-c", "id -u")
+    assert (result.returncode, result.stdout.strip()) == (0, str(os.geteuid()))
+    assert not (tmp_path / "data").exists()
 
 
 def test_hadolint_passes() -> None:

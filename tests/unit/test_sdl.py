@@ -58,6 +58,8 @@ def test_single_service_has_every_gpu_the_config_needs() -> None:
     assert f"HERD_ADMIN_KEY={ADMIN}" in service["env"]
     assert _embedded_config(service) == _gpu_config()
     assert service["args"][0].rstrip().endswith("exec herd serve --config /tmp/herd-cluster.yaml")
+    # The SDL's command replaces the image's entrypoint: it must name the root-dropping one again.
+    assert service["command"] == ["herd-entrypoint", "sh", "-c"]
 
 
 def test_both_apis_on_port_80_and_a_nodeport() -> None:
@@ -94,6 +96,7 @@ def test_workers_share_the_gpus_and_keep_tensor_parallel_replicas_whole(nodes: i
     assert _gpu(sdl, "head") == {} and _gpu(sdl, "redis") == {}
     assert set(sdl["services"]) == {"head", "redis", *workers}
     for w in workers:
+        assert sdl["services"][w]["command"] == ["herd-entrypoint", "sh", "-c"]
         join = sdl["services"][w]["args"][0]
         assert f"ray start --address=head:6379 --num-cpus={sdl_plan_ray_cpus(sdl, w)}" in join
         assert f"--num-gpus={_gpu(sdl, w)['units']}" in join
