@@ -285,9 +285,8 @@ def _assemble(services: dict[str, tuple[dict[str, Any], Node]], options: SdlOpti
 def _resources(node: Node, options: SdlOptions) -> dict[str, Any]:
     storage: list[dict[str, Any]] = [{"size": f"{node.root_gi}Gi"}]
     if node.cache_gi:
-        storage.append(
-            {"name": "data", "size": f"{node.cache_gi}Gi", "attributes": {"persistent": True, "class": options.storage_class}}
-        )
+        persistent = {"persistent": True, "class": options.storage_class}
+        storage.append({"name": "data", "size": f"{node.cache_gi}Gi", "attributes": persistent})
     if node.shm_gi:
         storage.append({"name": "shm", "size": f"{node.shm_gi}Gi", "attributes": {"persistent": False, "class": "ram"}})
     resources: dict[str, Any] = {
