@@ -14,7 +14,7 @@ NodePort for calls that outlast its 60 s timeout); Ray's and Redis's ports reach
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -84,7 +84,6 @@ class SdlOptions:
     storage_class: str = "beta3"
     cache_gi: int = 0
     hf_token: str = ""
-    extra_env: tuple[str, ...] = field(default=())
 
 
 def build_sdl(config: ClusterConfig, options: SdlOptions) -> dict[str, Any]:
@@ -95,7 +94,11 @@ def build_sdl(config: ClusterConfig, options: SdlOptions) -> dict[str, Any]:
         services = _multi_node(config, options, demands)
     else:
         node = sdl_plan.node(config, demands, routers=options.router_replicas, cache=options.cache_gi)
-        services = {"herd": (_herd_service(config, options, _serve_script(config), ()), node)}
+        services = {"herd": (_herd_service(options, _serve_script(config)), node)}
+    if options.prometheus:
+        herd = "head" if options.nodes else "herd"
+        services[herd][0]["expose"].append({"port": API_PORT, "to": [{"service": "prometheus"}]})
+        services["prometheus"] = _prometheus(options, herd)
     sdl = _assemble(services, options)
     sdl_checks.check(sdl)  # a generated SDL that fails Herd's own rules is a bug here, not the user's
     return sdl
@@ -140,8 +143,7 @@ def _multi_node(
     cache = options.cache_gi
     head = sdl_plan.node(config, [], routers=options.router_replicas, cache=cache)
     redis_url = f"redis://:{options.redis_password}@redis:{REDIS_PORT}/0"
-    scrapers = ("prometheus",) if options.prometheus else ()
-    head_service = _herd_service(config, options, _head_script(config, head), scrapers)
+    head_service = _herd_service(options, _head_script(config, head))
     head_service["env"] += ["HERD_RAY_ADDRESS=auto", f"REDIS_URL={redis_url}"]
     head_service["expose"].append({"port": RAY_GCS_PORT, "to": [{"service": w} for w in workers]})
     services: dict[str, tuple[dict[str, Any], Node]] = {"head": (head_service, head)}
@@ -149,19 +151,15 @@ def _multi_node(
         node = sdl_plan.node(config, share, cache=cache)
         services[name] = (_worker_service(options, node, redis_url), node)
     services["redis"] = _redis(options, ["head", *workers])
-    if options.prometheus:
-        services["prometheus"] = _prometheus(options)
     return services
 
 
-def _herd_service(config: ClusterConfig, options: SdlOptions, script: str, scrapers: tuple[str, ...]) -> dict[str, Any]:
+def _herd_service(options: SdlOptions, script: str) -> dict[str, Any]:
     expose: list[dict[str, Any]] = [
         {"port": API_PORT, "as": 80, "to": [{"global": True}], "http_options": dict(HTTP_OPTIONS)},
         # Raw TCP on a provider-assigned port: no ingress, so no 60 s limit for long non-streamed calls.
         {"port": API_PORT, "as": NODEPORT_AS, "to": [{"global": True}]},
     ]
-    if scrapers:
-        expose.append({"port": API_PORT, "to": [{"service": s} for s in scrapers]})
     return {
         "image": options.image,
         "command": HERD_COMMAND,
@@ -182,7 +180,7 @@ def _herd_env(options: SdlOptions) -> list[str]:
     ]
     if options.hf_token:
         env.append(f"HF_TOKEN={options.hf_token}")
-    return env + list(options.extra_env)
+    return env
 
 
 def _mounts() -> dict[str, Any]:
@@ -223,7 +221,7 @@ def _worker_service(options: SdlOptions, node: Node, redis_url: str) -> dict[str
         "image": options.image,
         "command": HERD_COMMAND,
         "args": [join],
-        "env": env + list(options.extra_env),
+        "env": env,
         "params": {"storage": _mounts()},
     }
 
@@ -239,11 +237,11 @@ def _redis(options: SdlOptions, clients: list[str]) -> tuple[dict[str, Any], Nod
     return service, Node(gpus=0, cpus=1, memory_gi=2, shm_gi=0, cache_gi=10, root_gi=1)
 
 
-def _prometheus(options: SdlOptions) -> tuple[dict[str, Any], Node]:
+def _prometheus(options: SdlOptions, herd: str) -> tuple[dict[str, Any], Node]:
     scrape = (
         "global: {scrape_interval: 15s}\n"
         "scrape_configs:\n"
-        f"  - {{job_name: herd, metrics_path: /metrics, static_configs: [{{targets: ['head:{API_PORT}']}}]}}\n"
+        f"  - {{job_name: herd, metrics_path: /metrics, static_configs: [{{targets: ['{herd}:{API_PORT}']}}]}}\n"
     )
     # The image runs as `nobody`, which cannot write a root-owned Akash volume: the TSDB stays on
     # the container's own disk (lost on restart, bounded by size).

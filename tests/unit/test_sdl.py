@@ -269,3 +269,13 @@ def test_yaml_round_trips_and_is_deterministic() -> None:
     assert yaml.safe_load(text) == sdl
     assert to_yaml(build_sdl(_gpu_config(), _options(nodes=2))) == text
     assert "args:\n    - |\n" in text  # scripts stay readable
+
+
+def test_prometheus_in_the_single_layout_scrapes_the_herd_service() -> None:
+    sdl = build_sdl(_gpu_config(), _options(prometheus=True))
+    assert set(sdl["services"]) == {"herd", "prometheus"}
+    assert {"port": 11434, "to": [{"service": "prometheus"}]} in sdl["services"]["herd"]["expose"]
+    assert "'herd:11434'" in sdl["services"]["prometheus"]["args"][0]
+    # Prometheus runs as `nobody` and cannot write a root-owned volume: no persistent one.
+    storage = sdl["profiles"]["compute"]["prometheus"]["resources"]["storage"]
+    assert storage == [{"size": "10Gi"}]

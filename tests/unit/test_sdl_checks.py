@@ -51,7 +51,8 @@ def _ray_public(sdl: Sdl) -> None:
 
 
 def _gcs_public(sdl: Sdl) -> None:
-    sdl["services"]["head"]["expose"][-1]["to"].append({"global": True})
+    gcs = next(e for e in sdl["services"]["head"]["expose"] if e["port"] == 6379)
+    gcs["to"].append({"global": True})
 
 
 def _redis_public(sdl: Sdl) -> None:
