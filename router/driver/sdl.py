@@ -94,7 +94,10 @@ def build_sdl(config: ClusterConfig, options: SdlOptions) -> dict[str, Any]:
         services = _multi_node(config, options, demands)
     else:
         node = sdl_plan.node(config, demands, routers=options.router_replicas, cache=options.cache_gi)
-        services = {"herd": (_herd_service(options, _serve_script(config)), node)}
+        service = _herd_service(options, _serve_script(config))
+        # `herd serve` starts Ray itself here, with 8 logical CPUs unless told: the replicas need theirs.
+        service["env"].append(f"HERD_RAY_CPUS={node.cpus}")
+        services = {"herd": (service, node)}
     if options.prometheus:
         herd = "head" if options.nodes else "herd"
         services[herd][0]["expose"].append({"port": API_PORT, "to": [{"service": "prometheus"}]})

@@ -56,6 +56,9 @@ def test_single_service_has_every_gpu_the_config_needs() -> None:
     # The embedded Redis (no REDIS_URL) keeps its state on the persistent volume with the models.
     assert not any(e.startswith("REDIS_URL=") for e in service["env"])
     assert f"HERD_ADMIN_KEY={ADMIN}" in service["env"]
+    # Ray gets every CPU the replicas reserve (4 + 4 + 4 + 1), the router's and Ray's own.
+    cpus = sdl["profiles"]["compute"]["herd"]["resources"]["cpu"]["units"]
+    assert cpus == 13 + 1 + sdl_plan.OVERHEAD_CPUS and f"HERD_RAY_CPUS={cpus}" in service["env"]
     assert _embedded_config(service) == _gpu_config()
     assert service["args"][0].rstrip().endswith("exec herd serve --config /tmp/herd-cluster.yaml")
     # The SDL's command replaces the image's entrypoint: it must name the root-dropping one again.
