@@ -43,7 +43,7 @@ HTTP_OPTIONS = {"max_body_size": 104857600, "read_timeout": 60000, "send_timeout
 SECRET = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
 # An SDL `command` replaces the image's entrypoint, so it names it again: it hands the root-owned
 # volume Akash mounts to Herd's user and drops root (deploy/image/herd-entrypoint.sh).
-HERD_COMMAND = ["herd-entrypoint", "sh", "-c"]
+HERD_COMMAND = ("herd-entrypoint", "sh", "-c")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,11 @@ def build_sdl(config: ClusterConfig, options: SdlOptions) -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no type hints
-    """Multi-line strings (the start-up scripts, the embedded config) as readable `|` blocks."""
+    """Multi-line strings (the start-up scripts, the embedded config) as readable `|` blocks, and
+    no `&id001` anchors: every value is written out where it is used."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -165,7 +169,7 @@ def _herd_service(options: SdlOptions, script: str) -> dict[str, Any]:
     ]
     return {
         "image": options.image,
-        "command": HERD_COMMAND,
+        "command": list(HERD_COMMAND),
         "args": [script],
         "env": _herd_env(options),
         "expose": expose,
@@ -222,7 +226,7 @@ def _worker_service(options: SdlOptions, node: Node, redis_url: str) -> dict[str
         env.append(f"HF_TOKEN={options.hf_token}")
     return {
         "image": options.image,
-        "command": HERD_COMMAND,
+        "command": list(HERD_COMMAND),
         "args": [join],
         "env": env,
         "params": {"storage": _mounts()},

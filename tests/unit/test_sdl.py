@@ -272,6 +272,7 @@ def test_yaml_round_trips_and_is_deterministic() -> None:
     assert yaml.safe_load(text) == sdl
     assert to_yaml(build_sdl(_gpu_config(), _options(nodes=2))) == text
     assert "args:\n    - |\n" in text  # scripts stay readable
+    assert "&id" not in text and "*id" not in text  # no YAML anchors for a human to chase
 
 
 def test_prometheus_in_the_single_layout_scrapes_the_herd_service() -> None:
