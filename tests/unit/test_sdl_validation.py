@@ -97,6 +97,8 @@ def test_generate_manifest_keeps_private_ports_private() -> None:
     group = _generate_manifest(to_yaml(CASES["gpu-nodes-2"][0]))["groups"][0]
     public = {(s["name"], e["port"], e["externalPort"]) for s in group["services"] for e in s["expose"] if e["global"]}
     assert public == {("head", 11434, 80), ("head", 11434, 11434), ("prometheus", 9090, 9090)}
+    ingress = next(e for s in group["services"] for e in s["expose"] if e["externalPort"] == 80)
+    assert ingress["httpOptions"]["maxBodySize"] == 104857600  # the SDL's, not the 1 MiB default
     shm = {s["name"]: [v for v in s["resources"]["storage"] if v["name"] == "shm"] for s in group["services"]}
     assert shm["worker-1"][0]["attributes"] == [
         {"key": "class", "value": "ram"},
