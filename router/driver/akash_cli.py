@@ -61,7 +61,7 @@ def _sdl_arguments() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=0, help="K GPU worker services plus a Ray head (default: one service)")
     p.add_argument("--image", default=DEFAULT_IMAGE, help="Herd's image, pinned (default: %(default)s)")
     p.add_argument("--routers", type=int, default=1, help="router replicas (HERD_ROUTER_REPLICAS), on the head")
-    p.add_argument("--prometheus", action="store_true", help="with --nodes: add a Prometheus service")
+    p.add_argument("--prometheus", action="store_true", help="add a Prometheus service scraping Herd")
     p.add_argument("--auditor", action="append", default=[], help="accept only providers signed by this auditor")
     p.add_argument("--gpu-price", type=int, default=10_000, help="bid cap per GPU, uact per block")
     p.add_argument(
