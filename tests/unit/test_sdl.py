@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,42 @@ def test_prometheus_in_the_single_layout_scrapes_the_herd_service() -> None:
     # Prometheus runs as `nobody` and cannot write a root-owned volume: no persistent one.
     storage = sdl["profiles"]["compute"]["prometheus"]["resources"]["storage"]
     assert storage == [{"size": "10Gi"}]
+
+
+def _run_script(script: str, tmp_path: Path) -> list[str]:
+    """Runs a service's start-up script with `herd` and `ray` stubs that log their arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("herd", "ray"):
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls"\n')
+        stub.chmod(0o755)
+    script = script.replace("/tmp/herd-cluster.yaml", str(tmp_path / "cluster.yaml"))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return (tmp_path / "calls").read_text().splitlines()
+
+
+def test_head_script_writes_the_config_starts_ray_then_herd(tmp_path: Path) -> None:
+    sdl = build_sdl(_gpu_config(), _options(nodes=2))
+    calls = _run_script(sdl["services"]["head"]["args"][0], tmp_path)
+    assert calls == [
+        "ray start --head --port=6379 --num-cpus=3 --num-gpus=0 --include-dashboard=false --disable-usage-stats",
+        f"herd serve --config {tmp_path / 'cluster.yaml'}",
+    ]
+    assert load_config(tmp_path / "cluster.yaml") == _gpu_config()
+
+
+def test_worker_script_joins_the_head(tmp_path: Path) -> None:
+    sdl = build_sdl(_gpu_config(), _options(nodes=2))
+    calls = _run_script(sdl["services"]["worker-2"]["args"][0], tmp_path)
+    assert calls == ["ray start --address=head:6379 --num-cpus=8 --num-gpus=2 --disable-usage-stats --block"]
+
+
+def test_single_service_script_writes_the_config_and_serves_it(tmp_path: Path) -> None:
+    sdl = build_sdl(_gpu_config(), _options())
+    assert _run_script(sdl["services"]["herd"]["args"][0], tmp_path) == [
+        f"herd serve --config {tmp_path / 'cluster.yaml'}"
+    ]
+    assert load_config(tmp_path / "cluster.yaml") == _gpu_config()
