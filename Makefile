@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CPU_STAMP := $(VENV)/.herd-cpu
 DEV_STAMP := $(VENV)/.herd-dev
 
-.PHONY: setup serve test lint unit integration bench clean
+.PHONY: setup serve test lint unit integration bench clean akash-validator
 
 setup: $(CPU_STAMP)
 
@@ -31,18 +31,27 @@ serve: $(CPU_STAMP)
 	$(BIN)/herd serve $(ARGS)
 
 lint: $(DEV_STAMP)
+	$(BIN)/hadolint Dockerfile.gpu
 	$(BIN)/ruff check router workers tests bench
 	$(BIN)/ruff format --check router workers tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(DEV_STAMP)
+unit: $(DEV_STAMP) akash-validator
 	$(BIN)/python -m pytest tests --ignore=tests/integration $(PYTEST_ARGS)
 
 integration: $(DEV_STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-test: lint
+# Akash's own SDL parser (npm @akashnetwork/chain-sdk, pinned in the lock file) for the SDL tests.
+AKASH_VALIDATOR := deploy/akash/validator
+$(AKASH_VALIDATOR)/node_modules/.package-lock.json: $(AKASH_VALIDATOR)/package-lock.json
+	cd $(AKASH_VALIDATOR) && npm ci --no-audit --no-fund
+	touch $@
+
+akash-validator: $(AKASH_VALIDATOR)/node_modules/.package-lock.json
+
+test: lint akash-validator
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Herd vs vLLM's own server vs Ray Serve LLM on the same model; writes bench/results/latest.{json,png}.
@@ -51,4 +60,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(AKASH_VALIDATOR)/node_modules

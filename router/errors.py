@@ -131,3 +131,8 @@ class EngineError(HerdError):
     status = 500
     openai_type = "api_error"
     openai_code = "server_error"
+
+
+class DeployError(HerdError):
+    """`herd sdl` / `herd deploy`: a config that cannot become an Akash SDL, or a deployment that
+    did not come up (no bid in time, a failed lease, a URI that never answers /ready)."""

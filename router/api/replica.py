@@ -69,8 +69,14 @@ class Router:
 def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None) -> Any:
     """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
-    # per-replica request limit does not apply to them.
+    # per-replica request limit does not apply to them. They listen on the node that runs
+    # `herd serve` (on Akash the Ray head, where the ingress points); Serve would spread them
+    # over every node with a free CPU, so they are pinned to this one.
+    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}  # type: ignore[no-untyped-call]
     router = serve.deployment(
-        name="router", num_replicas=settings.router_replicas, logging_config=settings.serve_logging()
+        name="router",
+        num_replicas=settings.router_replicas,
+        logging_config=settings.serve_logging(),
+        ray_actor_options={"resources": here},
     )(Router)
     return router.bind(settings, redis_url, manager, hub)

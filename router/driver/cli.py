@@ -20,7 +20,7 @@ from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
-from router.driver import watchdog
+from router.driver import akash_cli, watchdog
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
 from router.errors import ConfigError, HerdError
@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pull_p.add_argument("model", help="model name, e.g. smollm2:135m")
     pull_p.add_argument("--source", help="local GGUF file or HF folder, package:<module>/<path>, or hf:<repo id>")
     pull_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    akash_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if (deployed := akash_cli.run(args)) is not None:
+        return deployed
     if args.command == "pull":
         return pull_command(args.model, args.source, args.host)
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}

@@ -11,7 +11,7 @@ from router.errors import ConfigError
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["local-cpu.yaml", "gpu-cluster.yaml"])
+@pytest.mark.parametrize("name", ["local-cpu.yaml", "gpu-cluster.yaml", "gpu-8x-h100.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.models and all(m.name for m in config.models)

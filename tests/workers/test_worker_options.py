@@ -1,7 +1,11 @@
-"""Model specs become Ray Serve deployment options: fixed replicas or autoscaling, queue bound."""
+"""Model specs become Ray Serve deployment options: fixed replicas or autoscaling, queue bound, GPUs."""
 
 from __future__ import annotations
 
+import pytest
+
+from router.api.models import ps_entry
+from router.catalog.catalog import ModelRecord
 from workers.deployment import worker_options
 from workers.spec import ModelSpec
 
@@ -36,3 +40,45 @@ def test_prefix_routing_uses_serves_prefix_aware_router() -> None:
     config = worker_options(_spec(routing="prefix"))["request_router_config"]
     assert config["request_router_class"] == "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
     assert config["request_router_kwargs"] == {"imbalanced_threshold": 8}
+
+
+@pytest.mark.parametrize(
+    ("fields", "num_gpus", "env"),
+    [
+        # One GPU per engine: Ray hands the replica one device; no CPU-backend defaults leak in.
+        ({"gpus_per_replica": 1}, 1, {}),
+        # Tensor parallel inside one replica: the replica reserves every GPU its engine spans.
+        ({"gpus_per_replica": 2, "engine": {"tensor_parallel_size": 2}}, 2, {}),
+        # Two small models sharing one GPU.
+        ({"gpus_per_replica": 0.5}, 0.5, {}),
+        # CUDA/NCCL settings from the config reach the replica process unchanged.
+        (
+            {"gpus_per_replica": 4, "env": {"NCCL_P2P_DISABLE": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}},
+            4,
+            {"NCCL_P2P_DISABLE": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"},
+        ),
+    ],
+)
+def test_gpu_replicas_reserve_their_gpus_and_keep_their_env(
+    fields: dict[str, object], num_gpus: float, env: dict[str, str]
+) -> None:
+    actor = worker_options(_spec(**fields))["ray_actor_options"]
+    assert actor["num_gpus"] == num_gpus
+    assert actor["runtime_env"]["env_vars"] == env
+
+
+@pytest.mark.parametrize(("gpus", "size_vram"), [(0, 0), (1, 5_000), (2, 5_000)])
+def test_ps_reports_weights_in_vram_only_for_gpu_models(gpus: float, size_vram: int) -> None:
+    # Ollama's /api/ps size_vram: what sits in GPU memory; a CPU engine holds none.
+    r = ModelRecord(
+        name="m:latest",
+        deployment_id="m",
+        spec=_spec(gpus_per_replica=gpus),
+        model_path="/m",
+        size=5_000,
+        digest="d",
+        modified_ns=0,
+        context_length=2048,
+    )
+    entry = ps_entry(r, None)
+    assert (entry["size"], entry["size_vram"]) == (5_000, size_vram)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError
 from router.driver.cli import ensure_port_free, main
+from router.errors import ConfigError
 
 
 def test_busy_port_is_reported_before_start_up() -> None:
