@@ -117,6 +117,14 @@ def chat_final(
     return _line(obj)
 
 
+def loaded(model: str, created_at: str, reason: str, *, chat: bool) -> wire.ChatResponse | wire.GenerateResponse:
+    """The one object answering an empty prompt or message list: `done_reason` "load" or "unload"."""
+    if chat:
+        message: wire.ResponseMessage = {"role": "assistant", "content": ""}
+        return {"model": model, "created_at": created_at, "message": message, "done": True, "done_reason": reason}
+    return {"model": model, "created_at": created_at, "response": "", "done": True, "done_reason": reason}
+
+
 def _message(content: str, tool_calls: Sequence[ToolCall]) -> wire.ResponseMessage:
     message: wire.ResponseMessage = {"role": "assistant", "content": content}
     if tool_calls:

@@ -142,25 +142,8 @@ class OllamaApi:
             await leases.unload(record)
         else:
             await leases.load(record, keep_alive_ns)
-        at, reason = created_at(), "unload" if unload else "load"
-        if chat:
-            message: wire.ResponseMessage = {"role": "assistant", "content": ""}
-            loaded: wire.ChatResponse = {
-                "model": model,
-                "created_at": at,
-                "message": message,
-                "done": True,
-                "done_reason": reason,
-            }
-            return JSONResponse(loaded)
-        generated: wire.GenerateResponse = {
-            "model": model,
-            "created_at": at,
-            "response": "",
-            "done": True,
-            "done_reason": reason,
-        }
-        return JSONResponse(generated)
+        reason = "unload" if unload else "load"
+        return JSONResponse(ollama_encode.loaded(model, created_at(), reason, chat=chat))
 
     async def version(self, request: Request) -> Response:
         body: wire.VersionResponse = {"version": self._version}

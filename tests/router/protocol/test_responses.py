@@ -118,6 +118,8 @@ def _cases() -> list[tuple[str, Any, Any]]:
             ollama.ChatResponse,
         ),
         ("chat final", json.loads(ollama_encode.chat_final("m", T, "", "stop", METRICS)), ollama.ChatResponse),
+        ("load chat", ollama_encode.loaded("m", T, "load", chat=True), ollama.ChatResponse),
+        ("unload generate", ollama_encode.loaded("m", T, "unload", chat=False), ollama.GenerateResponse),
         ("ollama error", json.loads(ollama_encode.error(BadRequest("no"))), ollama.ErrorResponse),
         ("embed", ollama_embed_body("m", [(0.6, 0.8)], 10, 2, 4), ollama.EmbedResponse),
         ("tags entry", tag_entry(model), ollama.ListModelResponse),
