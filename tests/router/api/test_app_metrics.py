@@ -82,6 +82,7 @@ def test_openapi_documents_every_route_with_its_request_schema(redis_url: str) -
 
 def test_http_errors_keep_their_status(redis_url: str) -> None:
     """Starlette's own refusals keep their real status, in each protocol's shape."""
+
     async def teapot(request: object) -> None:
         raise HTTPException(418, "short and stout")
 
