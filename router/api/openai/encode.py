@@ -10,7 +10,6 @@ from router.api.frames import router_ms, sse
 from router.convert.tools import ToolCall
 from router.errors import HerdError
 from router.protocol import openai as wire
-from router.protocol.openai import ChatChunkChoice, ChoiceT, CompletionChoice
 from workers.events import TokenLogprob
 
 DONE = b"data: [DONE]\n\n"
@@ -18,15 +17,17 @@ FINGERPRINT = "fp_herd"
 
 
 @dataclass(frozen=True)
-class _Chunks(Generic[ChoiceT]):
+class _Chunks(Generic[wire.ChoiceT]):
     id: str
     created: int
     model: str
     include_usage: bool
     object = ""
 
-    def _frame(self, choices: list[ChoiceT], usage: wire.Usage | None = None, router_ns: int | None = None) -> bytes:
-        obj: wire.StreamChunk[ChoiceT] = {
+    def _frame(
+        self, choices: list[wire.ChoiceT], usage: wire.Usage | None = None, router_ns: int | None = None
+    ) -> bytes:
+        obj: wire.StreamChunk[wire.ChoiceT] = {
             "id": self.id,
             "object": self.object,
             "created": self.created,
@@ -46,7 +47,7 @@ class _Chunks(Generic[ChoiceT]):
         return self._frame([], usage(prompt_tokens, completion_tokens))
 
 
-class ChatChunks(_Chunks[ChatChunkChoice]):
+class ChatChunks(_Chunks[wire.ChatChunkChoice]):
     """`chat.completion.chunk` frames: role first, content or tool-call deltas, a separate finish
     chunk, usage. With `n` > 1 each frame carries one choice, marked by its `index`."""
 
@@ -61,7 +62,7 @@ class ChatChunks(_Chunks[ChatChunkChoice]):
         logprobs: Sequence[TokenLogprob] = (),
     ) -> bytes:
         lp = chat_logprobs(logprobs) if logprobs else None
-        choice: ChatChunkChoice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish_reason}
+        choice: wire.ChatChunkChoice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish_reason}
         return self._frame([choice], None, router_ns)
 
     def role(self, index: int = 0) -> bytes:
@@ -87,7 +88,7 @@ class ChatChunks(_Chunks[ChatChunkChoice]):
         return self._choice({}, reason, router_ns, index)
 
 
-class CompletionChunks(_Chunks[CompletionChoice]):
+class CompletionChunks(_Chunks[wire.CompletionChoice]):
     """`text_completion` frames for the legacy completions API."""
 
     object = "text_completion"
@@ -100,7 +101,12 @@ class CompletionChunks(_Chunks[CompletionChoice]):
         index: int = 0,
         logprobs: wire.CompletionLogprobs | None = None,
     ) -> bytes:
-        choice: CompletionChoice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+        choice: wire.CompletionChoice = {
+            "index": index,
+            "text": text,
+            "logprobs": logprobs,
+            "finish_reason": finish_reason,
+        }
         return self._frame([choice], None, router_ns)
 
     def text(self, text: str, index: int = 0, logprobs: wire.CompletionLogprobs | None = None) -> bytes:
@@ -170,7 +176,7 @@ def chat_choice(
 
 def completion_choice(
     index: int, text: str, finish_reason: str, logprobs: wire.CompletionLogprobs | None = None
-) -> CompletionChoice:
+) -> wire.CompletionChoice:
     return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
 
 
@@ -189,7 +195,7 @@ def chat_completion(
 
 
 def text_completion(
-    id: str, created: int, model: str, choices: list[CompletionChoice], prompt_tokens: int, completion_tokens: int
+    id: str, created: int, model: str, choices: list[wire.CompletionChoice], prompt_tokens: int, completion_tokens: int
 ) -> wire.TextCompletion:
     return {
         "id": id,
