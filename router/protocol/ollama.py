@@ -3,7 +3,7 @@ and errors (TypedDicts). Field order follows Ollama's docs/api.md."""
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -181,7 +181,7 @@ class ToolCall(TypedDict):
 class ResponseMessage(TypedDict):
     """The assistant's `message` in a chat line (Go's `Message`; the request side is `Message`)."""
 
-    role: str
+    role: Literal["assistant"]
     content: str
     tool_calls: NotRequired[list[ToolCall]]  # whole calls, in one line before the final one
 

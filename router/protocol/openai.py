@@ -3,7 +3,7 @@ ignored), then responses, stream frames and errors (TypedDicts)."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, NotRequired, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,12 +119,12 @@ class Function(TypedDict):
 
 class ChatToolCall(TypedDict):
     id: str
-    type: str  # "function"
+    type: Literal["function"]
     function: Function
 
 
 class ChatCompletionMessage(TypedDict):
-    role: str  # "assistant"
+    role: Literal["assistant"]
     content: str | None  # null when the model only called tools
     refusal: str | None
     tool_calls: NotRequired[list[ChatToolCall]]
@@ -141,7 +141,7 @@ class ChatCompletion(TypedDict):
     """The non-streamed `/v1/chat/completions` body."""
 
     id: str
-    object: str  # "chat.completion"
+    object: Literal["chat.completion"]
     created: int
     model: str
     system_fingerprint: str
@@ -159,7 +159,7 @@ class FunctionDelta(TypedDict):
 class ToolCallDelta(TypedDict):
     index: int  # which call of the choice this fragment belongs to
     id: NotRequired[str]  # id and type only in a call's first delta
-    type: NotRequired[str]
+    type: NotRequired[Literal["function"]]
     function: FunctionDelta
 
 
@@ -167,7 +167,7 @@ class ChoiceDelta(TypedDict, total=False):
     """What a frame adds to a choice: the role first, then content or tool-call fragments; empty
     in the finish frame."""
 
-    role: str
+    role: Literal["assistant"]
     content: str
     tool_calls: list[ToolCallDelta]
 
@@ -192,7 +192,7 @@ class TextCompletion(TypedDict):
     """The non-streamed `/v1/completions` body."""
 
     id: str
-    object: str  # "text_completion"
+    object: Literal["text_completion"]
     created: int
     model: str
     system_fingerprint: str
@@ -208,7 +208,7 @@ class StreamChunk(TypedDict, Generic[ChoiceT]):
     """One SSE `data:` frame of a streamed chat or legacy completion."""
 
     id: str
-    object: str  # "chat.completion.chunk" or "text_completion"
+    object: Literal["chat.completion.chunk", "text_completion"]
     created: int
     model: str
     system_fingerprint: str
@@ -223,7 +223,7 @@ CompletionChunk = StreamChunk[CompletionChoice]
 
 
 class Embedding(TypedDict):
-    object: str  # "embedding"
+    object: Literal["embedding"]
     index: int
     embedding: list[float] | str  # a string with encoding_format "base64": little-endian float32 bytes
 
@@ -236,7 +236,7 @@ class EmbeddingUsage(TypedDict):
 class EmbeddingList(TypedDict):
     """The `/v1/embeddings` body."""
 
-    object: str  # "list"
+    object: Literal["list"]
     data: list[Embedding]
     model: str
     usage: EmbeddingUsage
@@ -244,13 +244,13 @@ class EmbeddingList(TypedDict):
 
 class Model(TypedDict):
     id: str
-    object: str  # "model"
+    object: Literal["model"]
     created: int
     owned_by: str
 
 
 class ModelList(TypedDict):
-    object: str  # "list"
+    object: Literal["list"]
     data: list[Model]
 
 

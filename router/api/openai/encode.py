@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic
+from typing import ClassVar, Generic, Literal
 
 from router.api.frames import router_ms, sse
 from router.convert.tools import ToolCall
@@ -22,7 +22,7 @@ class _Chunks(Generic[wire.ChoiceT]):
     created: int
     model: str
     include_usage: bool
-    object = ""
+    object: ClassVar[Literal["chat.completion.chunk", "text_completion"]]
 
     def _frame(
         self, choices: list[wire.ChoiceT], usage: wire.Usage | None = None, router_ns: int | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import types
-from typing import Any, NotRequired, TypeVar, get_args, get_origin, get_type_hints, is_typeddict
+from typing import Any, Literal, NotRequired, TypeVar, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
 
@@ -42,6 +42,8 @@ def problems(value: Any, hint: Any, path: str = "$", bound: dict[Any, Any] | Non
         cls = origin or hint
         bound = bound | dict(zip(getattr(cls, "__parameters__", ()), args, strict=False))
         return _typeddict(value, cls, path, bound)
+    if origin is Literal:
+        return [] if value in args else [f"{path}: expected one of {args}, got {value!r}"]
     if origin in (types.UnionType,):
         arms = [problems(value, arm, path, bound) for arm in args]
         return [] if any(not p for p in arms) else [p for arm in arms for p in arm]
