@@ -7,8 +7,6 @@ get a real status from the app-level handler.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,7 +35,8 @@ class EmbedApi:
         record = await self._embedding_model(request, req.model)
         texts = embeddings.ollama_inputs(req.input)
         if not texts:
-            return _json({"model": req.model, "embeddings": []})
+            empty: ollama.EmbedResponse = {"model": req.model, "embeddings": []}
+            return _json(empty)
         dims = embeddings.ollama_dimensions(req.dimensions)
         embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
         result = await self._generations.embed(record, embed, req.keep_alive)
@@ -52,10 +51,12 @@ class EmbedApi:
         req = parse_json_body(ollama.EmbeddingsRequest, await request.body())
         record = await self._embedding_model(request, req.model)
         if not req.prompt:
-            return _json({"embedding": []})
+            nothing: ollama.EmbeddingResponse = {"embedding": []}
+            return _json(nothing)
         legacy = EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
         result = await self._generations.embed(record, legacy, req.keep_alive)
-        return _json({"embedding": list(result.vectors[0])}, result, started)
+        body: ollama.EmbeddingResponse = {"embedding": list(result.vectors[0])}
+        return _json(body, result, started)
 
     async def openai_embeddings(self, request: Request) -> Response:
         started = now_ns()
@@ -75,6 +76,10 @@ class EmbedApi:
         return record
 
 
-def _json(body: dict[str, Any], result: EmbedResult | None = None, started_ns: int = 0) -> Response:
+def _json(
+    body: ollama.EmbedResponse | ollama.EmbeddingResponse | openai.EmbeddingList,
+    result: EmbedResult | None = None,
+    started_ns: int = 0,
+) -> Response:
     headers = frames.server_timing(added_ns(started_ns, result.worker_ns), result.worker_ns) if result else None
     return Response(frames.dumps(body), media_type=JSON, headers=headers)

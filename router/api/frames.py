@@ -33,6 +33,6 @@ def server_timing(router_ns: int, worker_ns: int) -> dict[str, str]:
     return {"Server-Timing": f"router;dur={router_ns / 1e6:.3f}, worker;dur={worker_ns / 1e6:.3f}"}
 
 
-def router_ms(router_ns: int) -> dict[str, float]:
-    """Herd's own OpenAI field on the last chunk or body: the router's added time in ms."""
-    return {"router_duration_ms": round(router_ns / 1e6, 3)}
+def router_ms(router_ns: int) -> float:
+    """Herd's own OpenAI field `router_duration_ms` on the last chunk or body: the router's added time."""
+    return round(router_ns / 1e6, 3)

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -27,6 +27,7 @@ from router.catalog.names import parse_name
 from router.dispatch.failures import map_error
 from router.dispatch.handles import Call, ManagerHandle
 from router.errors import BadRequest, EngineError, HerdError
+from router.protocol import ollama as wire
 from router.protocol.ollama import CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest
 
 NDJSON = "application/x-ndjson"
@@ -42,7 +43,8 @@ class ModelsApi:
         self._manager = manager  # the ModelManager actor (pulls); None in unit tests without one
 
     async def tags(self, request: Request) -> Response:
-        return JSONResponse({"models": [tag_entry(r) for r in await self._catalog.records()]})
+        body: wire.ListResponse = {"models": [tag_entry(r) for r in await self._catalog.records()]}
+        return JSONResponse(body)
 
     async def show(self, request: Request) -> Response:
         req = parse_json_body(ShowRequest, await request.body())
@@ -53,7 +55,7 @@ class ModelsApi:
         records = await self._catalog.records()
         by_name = {r.name: r for r in records}
         by_deployment = {r.deployment_id: r for r in records}
-        models = []
+        models: list[wire.ProcessModelResponse] = []
         for deployment, info in loaded.items():
             # Listed under the name it was loaded for, another name on its replicas, or (its names
             # deleted while it drains) the record it was loaded with.
@@ -64,7 +66,8 @@ class ModelsApi:
                 continue
             models.append(ps_entry(record, None if info.always_on else expiries.get(deployment)))
         models.sort(key=lambda m: m["expires_at"], reverse=True)
-        return JSONResponse({"models": models})
+        body: wire.ProcessResponse = {"models": models}
+        return JSONResponse(body)
 
     async def pull(self, request: Request) -> Response:
         req = parse_json_body(PullRequest, await request.body())
@@ -112,7 +115,7 @@ class ModelsApi:
         except Exception as exc:
             raise map_error(exc) from exc
 
-    async def _progress_events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def _progress_events(self, job_id: str) -> AsyncIterator[wire.ProgressResponse]:
         seen, done = 0, False
         while not done:
             progress = await self._call(self._require_manager().pull_progress.remote(job_id, seen))
@@ -123,17 +126,17 @@ class ModelsApi:
                 raise progress.error
 
 
-async def _progress(events: AsyncIterator[dict[str, Any]], streaming: bool) -> Response:
+async def _progress(events: AsyncIterator[wire.ProgressResponse], streaming: bool) -> Response:
     """Ollama's status stream, or (stream false) its last object; a failure is an `error` object."""
     if streaming:
         return StreamingResponse(_ndjson(events), media_type=NDJSON)
-    last: dict[str, Any] = {}
+    last: wire.ProgressResponse | None = None
     async for event in events:  # a failed pull raises its error here: a real status
         last = event
-    return JSONResponse(last)
+    return JSONResponse(last if last is not None else {})
 
 
-async def _ndjson(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _ndjson(events: AsyncIterator[wire.ProgressResponse]) -> AsyncIterator[bytes]:
     try:
         async for event in events:
             yield json.dumps(event).encode() + b"\n"
@@ -141,13 +144,14 @@ async def _ndjson(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]
         yield ollama_encode.error(err)
 
 
-async def _created(base: ModelRecord, record: ModelRecord) -> AsyncIterator[dict[str, Any]]:
-    for event in (
+async def _created(base: ModelRecord, record: ModelRecord) -> AsyncIterator[wire.ProgressResponse]:
+    events: tuple[wire.ProgressResponse, ...] = (
         {"status": f"using existing layer sha256:{base.digest}"},
         {"status": f"creating new layer sha256:{record.digest}"},
         {"status": "writing manifest"},
         {"status": "success"},
-    ):
+    )
+    for event in events:
         yield event
 
 
@@ -201,7 +205,7 @@ def derive(base: ModelRecord, name: str, mf: Modelfile) -> ModelRecord:
     )
 
 
-def details(r: ModelRecord) -> dict[str, Any]:
+def details(r: ModelRecord) -> wire.ModelDetails:
     return {
         "parent_model": r.parent,
         "format": "safetensors",
@@ -212,7 +216,7 @@ def details(r: ModelRecord) -> dict[str, Any]:
     }
 
 
-def tag_entry(r: ModelRecord) -> dict[str, Any]:
+def tag_entry(r: ModelRecord) -> wire.ListModelResponse:
     return {
         "name": r.name,
         "model": r.name,
@@ -223,20 +227,27 @@ def tag_entry(r: ModelRecord) -> dict[str, Any]:
     }
 
 
-def ps_entry(r: ModelRecord, expires_ns: int | None) -> dict[str, Any]:
-    entry = tag_entry(r)
-    del entry["modified_at"]
+def ps_entry(r: ModelRecord, expires_ns: int | None) -> wire.ProcessModelResponse:
     expires = FAR_FUTURE if expires_ns is None else frames.rfc3339_nano(expires_ns)
     vram = r.size if r.spec.gpus_per_replica else 0
-    return entry | {"expires_at": expires, "size_vram": vram, "context_length": r.context_length}
+    return {
+        "name": r.name,
+        "model": r.name,
+        "size": r.size,
+        "digest": r.digest,
+        "details": details(r),
+        "expires_at": expires,
+        "size_vram": vram,
+        "context_length": r.context_length,
+    }
 
 
-def show_body(r: ModelRecord) -> dict[str, Any]:
+def show_body(r: ModelRecord) -> wire.ShowResponse:
     arch = r.spec.family or "llama"
-    info: dict[str, Any] = {"general.architecture": arch, f"{arch}.context_length": r.context_length}
+    info: dict[str, str | int] = {"general.architecture": arch, f"{arch}.context_length": r.context_length}
     if r.embedding_length:
         info[f"{arch}.embedding_length"] = r.embedding_length
-    return {
+    body: wire.ShowResponse = {
         "license": "\n".join(r.license),
         "modelfile": render(r.name, r.modelfile()),
         "parameters": parameters_text(r.parameters),
@@ -247,4 +258,7 @@ def show_body(r: ModelRecord) -> dict[str, Any]:
         "model_info": info,
         "capabilities": r.capabilities,
         "modified_at": frames.rfc3339_nano(r.modified_ns),
-    } | ({"messages": list(r.messages)} if r.messages else {})
+    }
+    if r.messages:
+        body["messages"] = list(r.messages)
+    return body

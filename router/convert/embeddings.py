@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from router.errors import BadRequest
+from router.protocol import ollama, openai
 
 Vector = Sequence[float]
 ENCODINGS = ("float", "base64")
@@ -79,7 +80,9 @@ def base64_vector(vector: Vector) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-def openai_body(model: str, vectors: Sequence[Vector], encoding_format: str, prompt_tokens: int) -> dict[str, Any]:
+def openai_body(
+    model: str, vectors: Sequence[Vector], encoding_format: str, prompt_tokens: int
+) -> openai.EmbeddingList:
     encode = base64_vector if encoding_format == "base64" else list
     return {
         "object": "list",
@@ -91,8 +94,13 @@ def openai_body(model: str, vectors: Sequence[Vector], encoding_format: str, pro
 
 def ollama_embed_body(
     model: str, vectors: Sequence[Vector], total_ns: int, load_ns: int, prompt_tokens: int
-) -> dict[str, Any]:
+) -> ollama.EmbedResponse:
     """`/api/embed`'s body; like every Ollama duration field, zeros are left out (Go's omitempty)."""
-    body: dict[str, Any] = {"model": model, "embeddings": [list(v) for v in vectors]}
-    counts = {"total_duration": total_ns, "load_duration": load_ns, "prompt_eval_count": prompt_tokens}
-    return body | {k: v for k, v in counts.items() if v}
+    body: ollama.EmbedResponse = {"model": model, "embeddings": [list(v) for v in vectors]}
+    if total_ns:
+        body["total_duration"] = total_ns
+    if load_ns:
+        body["load_duration"] = load_ns
+    if prompt_tokens:
+        body["prompt_eval_count"] = prompt_tokens
+    return body

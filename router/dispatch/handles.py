@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from router.errors import HerdError
+from router.protocol.ollama import ProgressResponse
 from workers.events import EmbedRequest, EmbedResult, GenerationRequest
 
 P = ParamSpec("P")
@@ -59,7 +60,7 @@ class WorkerHandles(Protocol):
 class PullProgress:
     """What a pull added since the caller last looked; `error` ends a failed job (after `events`)."""
 
-    events: list[dict[str, Any]]
+    events: list[ProgressResponse]
     done: bool
     error: HerdError | None = None
 

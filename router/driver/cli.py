@@ -26,6 +26,7 @@ from router.driver.redis_server import EmbeddedRedis
 from router.errors import ConfigError, HerdError
 from router.manager.lifecycle import MANAGER_NAME, ModelManager
 from router.manager.pulls import prepare_record, require_reachable
+from router.protocol.ollama import ProgressResponse
 from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
 
@@ -92,7 +93,7 @@ async def register_config_models(store: CatalogStore, config: ClusterConfig, sto
     return records
 
 
-def _print_progress(event: dict[str, Any]) -> None:
+def _print_progress(event: ProgressResponse) -> None:
     if "completed" not in event:  # the per-chunk hashing lines are for `herd pull`'s bar
         print(f"herd: {event['status']}", flush=True)
 

@@ -25,12 +25,13 @@ from router.config import ClusterConfig
 from router.dispatch.failures import map_error
 from router.dispatch.handles import PullProgress
 from router.errors import BadRequest, EngineError, HerdError
+from router.protocol.ollama import ProgressResponse
 from workers.sources import WeightsInfo, describe, prepare
 from workers.spec import ModelSpec, SourceSpec
 
 HUB_HOSTS = ("hf.co", "huggingface.co")
 HUB_CHECK_TIMEOUT_S = 3.0
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[ProgressResponse], None]
 
 log = logging.getLogger("herd.pulls")
 
@@ -144,12 +145,12 @@ def require_reachable(source: SourceSpec) -> None:
 @dataclass
 class PullJob:
     name: str
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[ProgressResponse] = field(default_factory=list)
     done: bool = False
     error: HerdError | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, event: dict[str, Any]) -> None:
+    def add(self, event: ProgressResponse) -> None:
         # Hashing reports every 4 MiB; keep only the newest of a run of the same status.
         if self.events and "completed" in event and self.events[-1].get("status") == event["status"]:
             self.events[-1] = event
@@ -199,7 +200,7 @@ class PullJobs:
         loop = asyncio.get_running_loop()
         try:
 
-            def progress(event: dict[str, Any]) -> None:
+            def progress(event: ProgressResponse) -> None:
                 loop.call_soon_threadsafe(job.add, event)
 
             store_id = refresh.deployment_id if refresh else None

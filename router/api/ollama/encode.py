@@ -9,6 +9,7 @@ from typing import Any
 from router.api.frames import dumps
 from router.convert.tools import ToolCall, arguments_object
 from router.errors import HerdError
+from router.protocol import ollama as wire
 from workers.events import TokenLogprob
 
 
@@ -24,8 +25,22 @@ class OllamaMetrics:
     eval_duration: int
     router_duration: int
 
-    def fields(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if v}
+    def add_to(self, obj: wire.GenerateResponse | wire.ChatResponse) -> None:
+        # Spelled out, not read from __dict__, so mypy holds each key to the contract.
+        if self.total_duration:
+            obj["total_duration"] = self.total_duration
+        if self.load_duration:
+            obj["load_duration"] = self.load_duration
+        if self.prompt_eval_count:
+            obj["prompt_eval_count"] = self.prompt_eval_count
+        if self.prompt_eval_duration:
+            obj["prompt_eval_duration"] = self.prompt_eval_duration
+        if self.eval_count:
+            obj["eval_count"] = self.eval_count
+        if self.eval_duration:
+            obj["eval_duration"] = self.eval_duration
+        if self.router_duration:
+            obj["router_duration"] = self.router_duration
 
 
 def _line(obj: Mapping[str, Any]) -> bytes:
@@ -35,8 +50,10 @@ def _line(obj: Mapping[str, Any]) -> bytes:
 def generate_chunk(
     model: str, created_at: str, text: str, logprobs: Sequence[TokenLogprob] = (), top: int = 0
 ) -> bytes:
-    obj: dict[str, Any] = {"model": model, "created_at": created_at, "response": text, "done": False}
-    return _line(obj | _logprobs(logprobs, top))
+    obj: wire.GenerateResponse = {"model": model, "created_at": created_at, "response": text, "done": False}
+    if logprobs:
+        obj["logprobs"] = _logprobs(logprobs, top)
+    return _line(obj)
 
 
 def generate_final(
@@ -49,11 +66,15 @@ def generate_final(
     logprobs: Sequence[TokenLogprob] = (),
     top: int = 0,
 ) -> bytes:
-    obj: dict[str, Any] = {"model": model, "created_at": created_at, "response": text, "done": True}
+    obj: wire.GenerateResponse = {"model": model, "created_at": created_at, "response": text, "done": True}
     obj["done_reason"] = done_reason
     if context is not None:
         obj["context"] = list(context)
-    return _line(obj | (metrics.fields() if metrics else {}) | _logprobs(logprobs, top))
+    if metrics:
+        metrics.add_to(obj)
+    if logprobs:
+        obj["logprobs"] = _logprobs(logprobs, top)
+    return _line(obj)
 
 
 def chat_chunk(
@@ -65,8 +86,10 @@ def chat_chunk(
     top: int = 0,
 ) -> bytes:
     message = _message(content, tool_calls)
-    obj = {"model": model, "created_at": created_at, "message": message, "done": False}
-    return _line(obj | _logprobs(logprobs, top))
+    obj: wire.ChatResponse = {"model": model, "created_at": created_at, "message": message, "done": False}
+    if logprobs:
+        obj["logprobs"] = _logprobs(logprobs, top)
+    return _line(obj)
 
 
 def chat_final(
@@ -80,12 +103,30 @@ def chat_final(
     top: int = 0,
 ) -> bytes:
     message = _message(content, tool_calls)
-    obj = {"model": model, "created_at": created_at, "message": message, "done": True, "done_reason": done_reason}
-    return _line(obj | (metrics.fields() if metrics else {}) | _logprobs(logprobs, top))
+    obj: wire.ChatResponse = {
+        "model": model,
+        "created_at": created_at,
+        "message": message,
+        "done": True,
+        "done_reason": done_reason,
+    }
+    if metrics:
+        metrics.add_to(obj)
+    if logprobs:
+        obj["logprobs"] = _logprobs(logprobs, top)
+    return _line(obj)
 
 
-def _message(content: str, tool_calls: Sequence[ToolCall]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+def loaded(model: str, created_at: str, reason: str, *, chat: bool) -> wire.ChatResponse | wire.GenerateResponse:
+    """The one object answering an empty prompt or message list: `done_reason` "load" or "unload"."""
+    if chat:
+        message: wire.ResponseMessage = {"role": "assistant", "content": ""}
+        return {"model": model, "created_at": created_at, "message": message, "done": True, "done_reason": reason}
+    return {"model": model, "created_at": created_at, "response": "", "done": True, "done_reason": reason}
+
+
+def _message(content: str, tool_calls: Sequence[ToolCall]) -> wire.ResponseMessage:
+    message: wire.ResponseMessage = {"role": "assistant", "content": content}
     if tool_calls:
         # Ollama's arguments are an object (OpenAI's a string); calls arrive whole, never in fragments.
         message["tool_calls"] = [
@@ -95,21 +136,20 @@ def _message(content: str, tool_calls: Sequence[ToolCall]) -> dict[str, Any]:
     return message
 
 
-def _logprobs(logprobs: Sequence[TokenLogprob], top: int) -> dict[str, Any]:
+def _logprobs(logprobs: Sequence[TokenLogprob], top: int) -> list[wire.Logprob]:
     """Ollama >= 0.12: `logprobs: [{token, logprob, bytes, top_logprobs?}]`; absent when not asked."""
-    if not logprobs:
-        return {}
     entries = []
     for lp in logprobs:
-        entry: dict[str, Any] = {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())}
+        entry: wire.Logprob = {"token": lp.token, "logprob": lp.logprob, "bytes": list(lp.token.encode())}
         if top:
             entry["top_logprobs"] = [
                 {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode())} for t in lp.top[:top]
             ]
         entries.append(entry)
-    return {"logprobs": entries}
+    return entries
 
 
 def error(err: HerdError) -> bytes:
     """The whole body before the first byte, or the in-band line after it."""
-    return _line({"error": err.message})
+    body: wire.ErrorResponse = {"error": err.message}
+    return _line(body)

@@ -36,6 +36,7 @@ from router.dispatch.choices import collect, steps
 from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest
 from router.ids import new_request_id, ollama_call_id
+from router.protocol import ollama as wire
 from router.protocol.ollama import ChatRequest, GenerateRequest, Message
 from router.timing import added_ns, now_ns
 from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt, TokenLogprob
@@ -141,13 +142,12 @@ class OllamaApi:
             await leases.unload(record)
         else:
             await leases.load(record, keep_alive_ns)
-        body: dict[str, Any] = {"model": model, "created_at": created_at()}
-        body |= {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
-        body |= {"done": True, "done_reason": "unload" if unload else "load"}
-        return JSONResponse(body)
+        reason = "unload" if unload else "load"
+        return JSONResponse(ollama_encode.loaded(model, created_at(), reason, chat=chat))
 
     async def version(self, request: Request) -> Response:
-        return JSONResponse({"version": self._version})
+        body: wire.VersionResponse = {"version": self._version}
+        return JSONResponse(body)
 
 
 def _check_features(model: str, think: bool | str | None, **features: Any) -> None:

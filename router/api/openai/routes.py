@@ -28,6 +28,7 @@ from router.dispatch.choices import Answer, collect_all, merge, steps
 from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest
 from router.ids import new_request_id, openai_call_id
+from router.protocol import openai as wire
 from router.protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest
 from router.timing import now_ns
 from workers.events import ChatPrompt, Final, GenerationRequest, Sampling, TextPrompt
@@ -97,16 +98,18 @@ class OpenAIApi:
         return _json_body(openai_encode.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(r) for r in await self._catalog.records()]})
+        body: wire.ModelList = {"object": "list", "data": [_model(r) for r in await self._catalog.records()]}
+        return JSONResponse(body)
 
     async def model(self, request: Request) -> Response:
         return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
 
 
-def _json_body(body: dict[str, Any], streams: Sequence[EventStream]) -> JSONResponse:
+def _json_body(body: wire.ChatCompletion | wire.TextCompletion, streams: Sequence[EventStream]) -> JSONResponse:
     router_ns = min(s.router_ns() for s in streams)
     worker_ns = max(s.final.worker_ns if s.final else 0 for s in streams)
-    return JSONResponse(body | frames.router_ms(router_ns), headers=frames.server_timing(router_ns, worker_ns))
+    body["router_duration_ms"] = frames.router_ms(router_ns)  # a fresh body: setting it copies nothing
+    return JSONResponse(body, headers=frames.server_timing(router_ns, worker_ns))
 
 
 def _usage(answers: Sequence[Answer]) -> tuple[int, int]:
@@ -114,7 +117,7 @@ def _usage(answers: Sequence[Answer]) -> tuple[int, int]:
     return answers[0].final.prompt_tokens, sum(a.final.output_tokens for a in answers)
 
 
-def _model(r: ModelRecord) -> dict[str, Any]:
+def _model(r: ModelRecord) -> wire.Model:
     return {"id": r.name, "object": "model", "created": r.modified_ns // 1_000_000_000, "owned_by": "library"}
 
 
@@ -192,12 +195,18 @@ def _completion_prompt(prompt: Any) -> tuple[TextPrompt, tuple[int, ...]]:
     raise BadRequest("'prompt' must be a string, one string in a list, or a list of token ids", param="prompt")
 
 
-def _sse(streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any) -> StreamingResponse:
+def _sse(
+    streams: Sequence[EventStream],
+    sources: list[AsyncGenerator[bytes]],
+    chunks: openai_encode.ChatChunks | openai_encode.CompletionChunks,
+) -> StreamingResponse:
     return StreamingResponse(_frames(streams, sources, chunks), media_type=SSE)
 
 
 async def _frames(
-    streams: Sequence[EventStream], sources: list[AsyncGenerator[bytes]], chunks: Any
+    streams: Sequence[EventStream],
+    sources: list[AsyncGenerator[bytes]],
+    chunks: openai_encode.ChatChunks | openai_encode.CompletionChunks,
 ) -> AsyncIterator[bytes]:
     try:
         # Closed at once when the client leaves, so every choice's engine request stops now.
