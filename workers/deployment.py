@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
@@ -12,6 +14,7 @@ from ray.serve import Deployment
 from workers.channel import EventSender
 from workers.engine import Engine
 from workers.events import EmbedRequest, EmbedResult, GenerationRequest
+from workers.sources import prepare
 from workers.spec import ModelSpec
 from workers.surface import WorkerSurface
 from workers.telemetry import report_forever, vllm_metrics_text
@@ -23,6 +26,8 @@ CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 PREFIX_ROUTER = "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
 PREFIX_IMBALANCE = 8
 
+log = logging.getLogger("herd.worker")
+
 
 class ModelWorker:
     """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`, `stats`."""
@@ -31,7 +36,7 @@ class ModelWorker:
     async def __init__(self, spec: ModelSpec, model_path: str, hub: Any | None = None) -> None:  # type: ignore[misc]
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
-        self._engine = Engine.start(model_path, args)
+        self._engine = Engine.start(await asyncio.to_thread(local_model, spec, model_path), args)
         self._sender = EventSender()
         if hub is not None:
             replica = serve.get_replica_context().replica_id.unique_id
@@ -67,6 +72,16 @@ class ModelWorker:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown()
+
+
+def local_model(spec: ModelSpec, model_path: str, store: Path | None = None) -> str:
+    """What this node's engine loads. `model_path` was prepared on the node that registered the
+    model; a replica on another node (no shared volume, as on Akash) prepares the same source into
+    its own node's store (HERD_DATA_DIR/models there). Hub ids are vLLM's to download."""
+    if not model_path.startswith("/") or Path(model_path).exists():
+        return model_path
+    store = store or Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd")) / "models"
+    return prepare(spec.source, store, Path(model_path).name, progress=log.warning)
 
 
 def worker_deployment(spec: ModelSpec, deployment_id: str, logging_config: dict[str, Any]) -> Deployment:

