@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-from bench.load import OLLAMA, OPENAI, Api, run_load
+from bench import cpu
+from bench.load import OLLAMA, OLLAMA_DEFAULTS, OPENAI, OPENAI_SAMPLED, VLLM_AS_OLLAMA, Api, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -37,6 +38,17 @@ class Server:
     command: list[str]
     model: str
     apis: dict[str, Api]
+
+
+# `--sampling default`: each API with its own default sampling, and vLLM once with each, so every
+# Herd API is compared with vLLM doing the same sampling (table column "vs vLLM, same sampling").
+HERD_APIS = {
+    "greedy": {"herd-openai": OPENAI, "herd-ollama": OLLAMA},
+    "default": {"herd-openai": OPENAI_SAMPLED, "herd-ollama": OLLAMA_DEFAULTS},
+}
+VLLM_APIS = {"greedy": {"vllm": OPENAI}, "default": {"vllm": OPENAI_SAMPLED, "vllm-ollama-sampling": VLLM_AS_OLLAMA}}
+# Which vLLM run each Herd API is held against.
+SAME_SAMPLING = {"herd-ollama": {"default": "vllm-ollama-sampling"}}
 
 
 def free_port() -> int:
@@ -54,14 +66,14 @@ def chat_only_config() -> Path:
     return path
 
 
-def servers(model_dir: str, port: int) -> list[Server]:
+def servers(model_dir: str, port: int, sampling: str = "greedy") -> list[Server]:
     herd = [str(Path(PY).with_name("herd")), "serve", "--port", str(port), "--config", str(chat_only_config())]
     return [
-        Server("herd", herd, "smollm2", {"herd-openai": OPENAI, "herd-ollama": OLLAMA}),
+        Server("herd", herd, "smollm2", HERD_APIS[sampling]),
         Server("vllm", [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                         "--served-model-name", "smollm2", "--max-model-len", "2048", "--dtype", "bfloat16",
                         "--enforce-eager", "--port", str(port)],
-               "smollm2", {"vllm": OPENAI}),
+               "smollm2", VLLM_APIS[sampling]),
         Server("rayllm", [PY, str(ROOT / "bench" / "rayllm_server.py"), model_dir, str(port)], "smollm2",
                {"rayllm": OPENAI}),
     ]  # fmt: skip
@@ -115,7 +127,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     port = free_port()
-    server = servers(args.model_dir, port)[[s.name for s in servers("", 0)].index(server.name)]
+    server = servers(args.model_dir, port, args.sampling)[[s.name for s in servers("", 0)].index(server.name)]
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
     with (log_dir / f"{server.name}.log").open("a") as log:
@@ -129,8 +141,12 @@ def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str
             for c in args.concurrency:
                 # Sequential runs at low concurrency need fewer requests for stable medians.
                 n = min(args.requests, 8 * c)
+                before = cpu.snapshot()
                 stats = asyncio.run(run_load(base, api, server.model, concurrency=c, requests=n, tokens=args.tokens))
+                stats["cpu_s_per_4096_tokens"] = cpu.breakdown(before, cpu.snapshot(), stats["output_tokens"])
                 out.setdefault(label, {})[str(c)] = stats
+                if args.profile:
+                    print(cpu.format_breakdown(f"{label} @{c}", stats["cpu_s_per_4096_tokens"]), flush=True)
                 print(f"  {label} @{c}: {stats['tokens_per_s']} tok/s, ttft p50 {stats['ttft_ms']['p50']} ms, "
                       f"itl p50 {stats['itl_ms']['p50']} ms, errors {stats['errors']}", flush=True)  # fmt: skip
     finally:
@@ -148,14 +164,17 @@ def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def table(merged: dict[str, Any], concurrency: list[int]) -> str:
+def table(merged: dict[str, Any], concurrency: list[int], sampling: str = "greedy") -> str:
+    """Markdown rows; "vs vLLM" holds each contender to vLLM with the same sampling."""
     lo, hi = str(concurrency[0]), str(concurrency[-1])
-    base = merged.get("vllm", {}).get(hi, {}).get("tokens_per_s") or 0
     rows = [f"| server | TTFT p50 @{lo} | ITL p50 @{lo} | ITL p99 @{lo} | tokens/s @{lo} | tokens/s @{hi} | "
-            f"TTFT p50 @{hi} | errors | vs vLLM @{hi} |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for label in ("vllm", "rayllm", "herd-openai", "herd-ollama"):
+            f"TTFT p50 @{hi} | errors | vs vLLM @{hi}, same sampling |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for label in ("vllm", "vllm-ollama-sampling", "rayllm", "herd-openai", "herd-ollama"):
         if label not in merged:
             continue
+        baseline = SAME_SAMPLING.get(label, {}).get(sampling, "vllm")
+        base = merged.get(baseline, {}).get(hi, {}).get("tokens_per_s") or 0
         a, b = merged[label].get(lo, {}), merged[label].get(hi, {})
         ratio = f"{b['tokens_per_s'] / base:.2f}" if base and b else "-"
         errors = sum(s["errors"] for s in merged[label].values())
@@ -191,6 +210,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64, help="per concurrency level, at most 8x concurrency")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sampling", choices=sorted(HERD_APIS), default="greedy", help="greedy, or each API's default")
+    parser.add_argument("--profile", action="store_true", help="print CPU seconds per process role per 4,096 tokens")
     parser.add_argument("--only", nargs="*", default=None, help="server names to run (herd, vllm, rayllm)")
     parser.add_argument("--model-dir", default=str(Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd"))
                                                    / "models" / "smollm2--135m"))  # fmt: skip
@@ -210,7 +231,7 @@ def main() -> None:
     report = {"args": vars(args), "median": merged, "rounds": rounds}
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
     chart(merged, out_dir / "latest.png")
-    print(table(merged, args.concurrency))
+    print(table(merged, args.concurrency, args.sampling))
 
 
 if __name__ == "__main__":
