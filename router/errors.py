@@ -93,6 +93,14 @@ class StoreUnavailable(HerdError):
     openai_code = "store_unavailable"
 
 
+class ShuttingDown(HerdError):
+    """The router replica is stopping; a stream in flight ends with this in-band error."""
+
+    status = 503
+    openai_type = "api_error"
+    openai_code = "shutting_down"
+
+
 class TimedOut(HerdError):
     """The generation ran past the router's per-request limit (HERD_REQUEST_TIMEOUT_S)."""
 

@@ -18,7 +18,7 @@ from router.dispatch.handles import ManagerHandle
 from router.dispatch.inbox import EventInbox
 from router.dispatch.leases import Leases
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
-from router.errors import ServerStopped
+from router.errors import ServerStopped, ShuttingDown
 from router.settings import Settings
 from workers.telemetry import report_forever
 
@@ -61,7 +61,12 @@ class Router:
             raise ServerStopped("the router's HTTP server stopped")
 
     def __del__(self) -> None:
-        for part in (getattr(self, "_server", None), getattr(self, "_inbox", None)):
+        # Serve calls this when it stops the replica (herd serve stopping, or a scale-down):
+        # streams in flight end with an in-band error before the server closes.
+        inbox = getattr(self, "_inbox", None)
+        if inbox is not None:
+            inbox.fail_all(ShuttingDown("the server is shutting down; retry on another instance", retry_after=5))
+        for part in (getattr(self, "_server", None), inbox):
             if part is not None:
                 part.close()
 
@@ -78,5 +83,8 @@ def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | Non
         num_replicas=settings.router_replicas,
         logging_config=settings.serve_logging(),
         ray_actor_options={"resources": here},
+        # Stopping (SIGTERM to herd serve) gives in-flight streams their in-band error, then goes.
+        graceful_shutdown_wait_loop_s=0.2,
+        graceful_shutdown_timeout_s=2,
     )(Router)
     return router.bind(settings, redis_url, manager, hub)

@@ -46,6 +46,11 @@ class EventInbox:
         self._queues[request_id] = queue
         return Incoming(queue, call, cancel, lambda: self._queues.pop(request_id, None), time_limit_s=time_limit_s)
 
+    def fail_all(self, error: BaseException) -> None:
+        """End every open generation with `error` (the router is stopping): each client gets it in-band."""
+        for queue in self._queues.values():
+            queue.put_nowait(error)
+
     async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:

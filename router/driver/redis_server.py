@@ -69,6 +69,9 @@ class EmbeddedRedis:
             "--save", "",  # the append-only file is the persistence; no RDB snapshots on top
             "--protected-mode", "yes",
             "--logfile", str(self._dir / "redis.log"),
+            # Redis rewrites its title over its environment, so the watchdog cannot find it by its
+            # mark; it dies with its parent instead (see _die_with_parent), and tools find it here.
+            "--pidfile", str(self._dir / "redis.pid"),
         ]  # fmt: skip
         self._proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ENV = "HERD_CLUSTER"
 POLL_S = 0.5
-GRACE_S = 3.0
+GRACE_S = 2.0
 
 
 def processes_of(cluster_id: str, proc: Path = Path("/proc")) -> Iterator[int]:

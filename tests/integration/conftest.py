@@ -68,11 +68,17 @@ class Stack:
 
     @property
     def cluster_id(self) -> str:
-        """The mark every process of this stack carries (see router/driver/watchdog.py)."""
-        for item in Path(f"/proc/{self.proc.pid}/environ").read_bytes().split(b"\0"):
-            if item.startswith(b"HERD_CLUSTER="):
-                return item.split(b"=", 1)[1].decode()
-        raise AssertionError("herd serve has no HERD_CLUSTER mark")
+        """The mark every process of this stack inherits (see router/driver/watchdog.py), read off
+        its watchdog's command line (a process's own /proc environ shows only what it began with)."""
+        watchdog = [b"-m", b"router.driver.watchdog", str(self.proc.pid).encode()]
+        for entry in Path("/proc").iterdir():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+            except OSError:
+                continue
+            if argv[1:4] == watchdog:
+                return argv[4].decode()
+        raise AssertionError(f"no watchdog for herd serve (pid {self.proc.pid})")
 
 
 @contextmanager
