@@ -8,8 +8,10 @@ vector actor) in a temporary directory, then:
   /v1/create/rag and reports chunks/s: chunking, embedding on the engine, and storing, end to end;
 - retrieve: sequential /v1/retrieve requests (embedding the question, then searching the whole
   collection) and reports p50/p99 in ms;
-- search only: the same number of searches straight on a local-mode copy of the collection size
-  (random unit vectors, 384-d) in this process, so the vector store's share is visible.
+- embed only: 2,048 such paragraphs through /v1/embeddings, 128 per call, so the engine's share
+  of ingest is visible;
+- store only: upserts (128 per call) and the same number of searches straight on a local-mode
+  collection of the same size (random unit vectors, 384-d) in this process, without the actor.
 Prints one JSON object.
 """
 
@@ -69,6 +71,17 @@ def ingest(http: httpx.Client, chunks: int, rng: random.Random) -> dict[str, flo
     }
 
 
+def embed_only(http: httpx.Client, chunks: int, rng: random.Random) -> dict[str, float]:
+    """The engine's share of ingest: the same kind of paragraphs, 128 per /v1/embeddings call."""
+    done, started = 0, time.perf_counter()
+    while done < chunks:
+        batch = [paragraph(rng) for _ in range(128)]
+        http.post("/v1/embeddings", json={"model": "all-minilm", "input": batch}).raise_for_status()
+        done += len(batch)
+    seconds = time.perf_counter() - started
+    return {"chunks": done, "seconds": round(seconds, 1), "chunks_per_s": round(done / seconds, 1)}
+
+
 def retrieve(http: httpx.Client, queries: int, rng: random.Random) -> dict[str, float]:
     times = []
     for _ in range(queries):
@@ -93,9 +106,12 @@ async def search_only(points: int, queries: int, rng: random.Random) -> dict[str
     with tempfile.TemporaryDirectory() as path:
         store = QdrantVectors(AsyncQdrantClient(path=path))
         await store.create("bench", "m", 384)
-        for start in range(0, points, 500):
-            batch = [Passage(f"p{i}", "f", "id", i, unit()) for i in range(start, min(start + 500, points))]
+        vectors = [unit() for _ in range(points)]
+        started = time.perf_counter()
+        for start in range(0, points, 128):  # the batch the ingest path stores per embedding call
+            batch = [Passage(f"p{i}", "f", "id", i, vectors[i]) for i in range(start, min(start + 128, points))]
             await store.upsert("bench", batch)
+        upsert_s = time.perf_counter() - started
         times = []
         for _ in range(queries):
             query = unit()
@@ -103,8 +119,8 @@ async def search_only(points: int, queries: int, rng: random.Random) -> dict[str
             await store.search("bench", query, 5, 0.0)
             times.append((time.perf_counter() - sent) * 1000)
         await store.close()
-    return {"p50_ms": round(percentile(times, 0.5), 2), "p99_ms": round(percentile(times, 0.99), 2),
-            "mean_ms": round(statistics.mean(times), 2)}  # fmt: skip
+    return {"upsert_points_per_s": round(points / upsert_s, 1), "p50_ms": round(percentile(times, 0.5), 2),
+            "p99_ms": round(percentile(times, 0.99), 2), "mean_ms": round(statistics.mean(times), 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -116,6 +132,7 @@ def main() -> None:
     result: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as work, start_herd(Path(work)) as base:
         with httpx.Client(base_url=base, timeout=600) as http:
+            result["embed_only"] = embed_only(http, 2_048, rng)
             result["ingest"] = ingest(http, args.chunks, rng)
             retrieve(http, 20, rng)  # warm-up
             result["retrieve"] = retrieve(http, args.queries, rng)
