@@ -144,3 +144,11 @@ class EngineError(HerdError):
 class DeployError(HerdError):
     """`herd sdl` / `herd deploy`: a config that cannot become an Akash SDL, or a deployment that
     did not come up (no bid in time, a failed lease, a URI that never answers /ready)."""
+
+
+class PayloadTooLarge(HerdError):
+    """An upload over the configured size (HERD_RAG_MAX_FILE_BYTES)."""
+
+    status = 413
+    openai_type = "invalid_request_error"
+    openai_code = "file_too_large"

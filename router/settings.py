@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         description="Heap a router replica may allocate; past it one request fails with a MemoryError (a 500) "
         "instead of the process growing until Ray's memory monitor kills engines or the controller.",
     )
+    # RAG (LlamaEdge's rag-api-server options; see README "Retrieval (RAG)").
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server for vector collections; unset keeps them in data_dir/qdrant (local mode)."
+    )
+    rag_chunk_capacity: int = Field(100, ge=1, description="Tokens per chunk (LlamaEdge's --chunk-capacity).")
+    rag_limit: int = Field(5, ge=1, description="Passages retrieved per question (LlamaEdge's --qdrant-limit).")
+    rag_score_threshold: float = Field(0.4, description="Least cosine similarity retrieved (--qdrant-score-threshold).")
+    rag_policy: Literal["system-message", "last-user-message"] = Field(
+        "system-message", description="Where RAG chat puts the passages (LlamaEdge's --rag-policy)."
+    )
+    rag_prompt: str | None = Field(None, description="Text before the passages; unset uses LlamaEdge's example.")
+    rag_max_file_bytes: int = Field(10 * 2**20, ge=1, description="Largest upload to /v1/files, /v1/create/rag (413).")
 
     def serve_logging(self) -> dict[str, Any]:
         """Ray Serve logging for every Herd component; no per-request access lines by default."""

@@ -23,11 +23,14 @@ from router.api.ollama.routes import OllamaApi
 from router.api.openai import encode as openai_encode
 from router.api.openai.routes import OpenAIApi
 from router.api.openapi import openapi_document
+from router.api.rag.routes import RagApi, rag_routes
+from router.api.rag.service import Rag, RagStores
 from router.catalog.catalog import Catalog
 from router.dispatch.generation import Generations
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
 from router.errors import EngineError, HerdError, HttpStatus, MethodNotAllowed, NotFound, StoreUnavailable
+from router.rag.tokens import Tokenizers
 from router.settings import Settings
 
 log = logging.getLogger("herd.router")
@@ -45,16 +48,18 @@ def create_app(
     generations: Generations,
     metrics: ClusterMetrics,
     manager: ManagerHandle | None = None,
+    rag_stores: RagStores | None = None,
 ) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
-    actor) pulls models; nothing here is global."""
+    actor) pulls models, `rag_stores` hold RAG collections and uploads (no RAG routes without
+    them); nothing here is global."""
     ollama = OllamaApi(catalog, generations, settings.ollama_version)
     models_api = ModelsApi(catalog, manager)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats(list(await catalog.loaded())))
 
-    document = openapi_document(settings.ollama_version)
+    document = openapi_document(settings.ollama_version, rag=rag_stores is not None)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
@@ -80,11 +85,16 @@ def create_app(
 
     openai = OpenAIApi(catalog, generations)
     embed = EmbedApi(catalog, generations)
+    openai_chat, ollama_chat, extra = openai.chat_completions, ollama.chat, []
+    if rag_stores is not None:
+        rag = Rag(settings, catalog, generations, rag_stores, Tokenizers(), metrics.own)
+        rag_api = RagApi(rag, catalog, openai, ollama)
+        openai_chat, ollama_chat, extra = rag_api.openai_chat, rag_api.ollama_chat, rag_routes(rag_api)
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
         Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
         Route("/api/generate", ollama.generate, methods=["POST"]),
-        Route("/api/chat", ollama.chat, methods=["POST"]),
+        Route("/api/chat", ollama_chat, methods=["POST"]),
         Route("/api/tags", models_api.tags, methods=["GET", "HEAD"]),
         Route("/api/show", models_api.show, methods=["POST"]),
         Route("/api/ps", models_api.ps, methods=["GET"]),
@@ -94,16 +104,17 @@ def create_app(
         Route("/api/delete", models_api.delete, methods=["DELETE"]),
         Route("/api/embed", embed.ollama_embed, methods=["POST"]),
         Route("/api/embeddings", embed.ollama_embeddings, methods=["POST"]),
-        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", openai_chat, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
         Route("/v1/embeddings", embed.openai_embeddings, methods=["POST"]),
-        Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/v1/models", openai.models, methods=["GET", "POST"]),  # LlamaEdge lists with POST
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),
         Route("/metrics", exposition, methods=["GET"]),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/ready", ready, methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *extra,
     ]
     handlers = Errors(metrics.own).handlers()
     cors = Middleware(

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from router.protocol import ollama, openai
+from router.protocol import llamaedge, ollama, openai
 
 NDJSON, SSE, JSON = "application/x-ndjson", "text/event-stream", "application/json"
 
@@ -43,14 +43,34 @@ OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] 
     "/ready": ("get", "200 when every always-on model has an engine that answers, else 503", None, (JSON,)),
 }  # fmt: skip
 
+UPLOAD = "a multipart form: `file` (text or Markdown)"
+# Served when the router has RAG stores (router/api/rag/routes.py): (path, method, summary, body, media).
+RAG_OPERATIONS: list[tuple[str, str, str, type[BaseModel] | str | None, tuple[str, ...]]] = [
+    ("/v1/files", "post", "Upload a document (LlamaEdge); " + UPLOAD, UPLOAD, (JSON,)),
+    ("/v1/chunks", "post", "An uploaded document's chunks", llamaedge.ChunksRequest, (JSON,)),
+    ("/v1/create/rag", "post", "Upload, chunk, embed and store in one step; " + UPLOAD
+     + ", optional `collection`, `model`, `chunk_capacity`", UPLOAD, (JSON,)),
+    ("/v1/retrieve", "post", "Passages nearest the last user message", llamaedge.RetrieveRequest, (JSON,)),
+    ("/v1/info", "post", "Server version, models and vector store settings (GET works too)", None, (JSON,)),
+    ("/v1/rerank", "post", "Rank documents against a query (Jina/Cohere shape)", llamaedge.RerankRequest, (JSON,)),
+    ("/v1/score", "post", "Cosine similarity of text pairs (vLLM shape)", llamaedge.ScoreRequest, (JSON,)),
+    ("/herd/collections", "get", "Vector collections, their embedding models, sizes and bound models", None, (JSON,)),
+    ("/herd/collections/{name}", "delete", "Delete a collection", None, (JSON,)),
+    ("/herd/bindings/{model}", "put", "Bind a chat model to a collection (RAG chat by name)",
+     llamaedge.BindRequest, (JSON,)),
+    ("/herd/bindings/{model}", "delete", "Unbind a chat model", None, (JSON,)),
+]  # fmt: skip
 
-def openapi_document(version: str) -> dict[str, Any]:
-    models = sorted({model for _, _, model, _ in OPERATIONS.values() if model is not None}, key=lambda m: m.__name__)
+
+def openapi_document(version: str, rag: bool = False) -> dict[str, Any]:
+    """Every route the app serves: RAG's only when `rag`."""
+    operations = [(path, *op) for path, op in OPERATIONS.items()] + (RAG_OPERATIONS if rag else [])
+    models = sorted({op[3] for op in operations if isinstance(op[3], type)}, key=lambda m: m.__name__)
     refs, schemas = models_json_schema(
         [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
     )
     paths: dict[str, Any] = {}
-    for path, (method, summary, model, media) in OPERATIONS.items():
+    for path, method, summary, model, media in operations:
         operation: dict[str, Any] = {
             "summary": summary,
             "responses": {
@@ -58,11 +78,14 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "default": {"description": "An error in the protocol's own shape (Ollama or OpenAI)"},
             },
         }
-        if "{model}" in path:
-            operation["parameters"] = [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}]
-        if model is not None:
+        for name in ("model", "name"):
+            if "{" + name + "}" in path:
+                operation["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+        if isinstance(model, type):
             operation["requestBody"] = {"required": True, "content": {JSON: {"schema": refs[(model, "validation")]}}}
-        paths[path] = {method: operation}
+        elif model is not None:
+            operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {}}}
+        paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "Herd", "version": version, "description": "The Ollama and OpenAI APIs on vLLM replicas."},

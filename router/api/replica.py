@@ -10,6 +10,7 @@ from ray import serve
 
 from router.api.app import create_app
 from router.api.limits import limit_heap
+from router.api.rag.service import RagStores
 from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
@@ -19,6 +20,9 @@ from router.dispatch.inbox import EventInbox
 from router.dispatch.leases import Leases
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics
 from router.errors import ServerStopped, ShuttingDown
+from router.rag.actor import open_vectors
+from router.rag.bindings import Bindings
+from router.rag.files import FileStore
 from router.settings import Settings
 from workers.telemetry import report_forever
 
@@ -28,7 +32,12 @@ class Router:
 
     # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
     async def __init__(  # type: ignore[misc]
-        self, settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None
+        self,
+        settings: Settings,
+        redis_url: str,
+        manager: ManagerHandle | None,
+        hub: Any | None,
+        vectors: Any | None = None,
     ) -> None:
         limit_heap(settings.router_memory_mb)
         own = RouterMetrics()
@@ -52,7 +61,9 @@ class Router:
                 asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
             )
         generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
-        app = create_app(settings, Catalog(self._store), generations, metrics, manager)
+        rag = RagStores(open_vectors(settings.qdrant_url, vectors), FileStore.from_url(redis_url),
+                        Bindings.from_url(redis_url))  # fmt: skip
+        app = create_app(settings, Catalog(self._store), generations, metrics, manager, rag)
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
         await self._server.start()
 
@@ -71,7 +82,9 @@ class Router:
                 part.close()
 
 
-def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None) -> Any:
+def bind_router(
+    settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None, vectors: Any | None = None
+) -> Any:
     """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
     # per-replica request limit does not apply to them. They listen on the node that runs
@@ -87,4 +100,4 @@ def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | Non
         graceful_shutdown_wait_loop_s=0.2,
         graceful_shutdown_timeout_s=2,
     )(Router)
-    return router.bind(settings, redis_url, manager, hub)
+    return router.bind(settings, redis_url, manager, hub, vectors)

@@ -85,6 +85,41 @@ class RouterMetrics:
         self.generation_tokens = Counter(
             "herd_generation_tokens", "Output tokens of finished generations.", labels, registry=self.registry
         )
+        # RAG: per collection, so labels stay as few as the collections an operator creates.
+        self.retrievals = Counter(
+            "herd_rag_retrievals", "Retrievals (/v1/retrieve and RAG chat).", ["collection"], registry=self.registry
+        )
+        self.retrieve_seconds = Histogram(
+            "herd_rag_retrieve_seconds",
+            "Time to embed a question and search its collection.",
+            ["collection"],
+            buckets=ADDED_BUCKETS + (5.0,),
+            registry=self.registry,
+        )
+        self.ingested_chunks = Counter(
+            "herd_rag_ingested_chunks", "Chunks embedded and stored.", ["collection"], registry=self.registry
+        )
+        self.collection_points = Gauge(
+            "herd_rag_collection_points",
+            "Points in a collection, as this replica last saw it (after an ingest or a listing).",
+            ["collection"],
+            registry=self.registry,
+        )
+
+    def observe_retrieval(self, collection: str, seconds: float) -> None:
+        self.retrievals.labels(collection).inc()
+        self.retrieve_seconds.labels(collection).observe(seconds)
+
+    def observe_collection(self, collection: str, points: int, ingested: int = 0) -> None:
+        self.collection_points.labels(collection).set(points)
+        if ingested:
+            self.ingested_chunks.labels(collection).inc(ingested)
+
+    def forget_collection(self, collection: str) -> None:
+        try:
+            self.collection_points.remove(collection)
+        except KeyError:  # this replica never saw it
+            pass
 
     def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, api, endpoint, str(status)).inc()

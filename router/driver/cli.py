@@ -21,12 +21,14 @@ from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
 from router.driver import akash_cli, watchdog
+from router.driver.collections import collections_command
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
 from router.errors import ConfigError, HerdError
 from router.manager.lifecycle import MANAGER_NAME, ModelManager
 from router.manager.pulls import prepare_record, require_reachable
 from router.protocol.ollama import ProgressResponse
+from router.rag.actor import start_actor
 from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
 
@@ -45,11 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     pull_p.add_argument("--source", help="local GGUF file or HF folder, package:<module>/<path>, or hf:<repo id>")
     pull_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
     akash_cli.add_commands(sub)
+    coll_p = sub.add_parser("collections", help="list or delete a running Herd's RAG collections")
+    coll_p.add_argument("action", choices=["list", "delete"])
+    coll_p.add_argument("name", nargs="?", help="the collection to delete")
+    coll_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
     args = parser.parse_args(argv)
     if (deployed := akash_cli.run(args)) is not None:
         return deployed
     if args.command == "pull":
         return pull_command(args.model, args.source, args.host)
+    if args.command == "collections":
+        if args.action == "delete" and not args.name:
+            parser.error("collections delete needs a NAME")
+        return collections_command(args.action, args.name, args.host)
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
     try:
@@ -169,9 +179,11 @@ def _run_cluster(
         .options(name=MANAGER_NAME)
         .remote(settings, config, redis_url, hub)
     )
+    # The vector actor owns Qdrant's local-mode directory; with a Qdrant server there is none.
+    vectors = None if settings.qdrant_url else start_actor(settings.data_dir)
     ray.get(manager.start.remote())
     ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
-    ray_serve.run(bind_router(settings, redis_url, manager, hub), name="herd", route_prefix=None)
+    ray_serve.run(bind_router(settings, redis_url, manager, hub, vectors), name="herd", route_prefix=None)
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
         " (Ollama API under /api, OpenAI API under /v1)",

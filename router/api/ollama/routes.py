@@ -106,7 +106,10 @@ class OllamaApi:
 
     async def chat(self, request: Request) -> Response:
         started = now_ns()
-        req = parse_json_body(ChatRequest, await request.body())
+        return await self.chat_request(request, parse_json_body(ChatRequest, await request.body()), started)
+
+    async def chat_request(self, request: Request, req: ChatRequest, started: int) -> Response:
+        """A parsed chat request (RAG chat merges its passages into `req` first)."""
         record = await resolve_model(self._catalog, request, req.model)
         record.require_generation(req.model, "chat")
         if not req.messages:

@@ -43,7 +43,10 @@ class OpenAIApi:
 
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
-        req = parse_json_body(ChatCompletionRequest, await request.body())
+        return await self.chat(request, parse_json_body(ChatCompletionRequest, await request.body()), started)
+
+    async def chat(self, request: Request, req: ChatCompletionRequest, started: int) -> Response:
+        """A parsed chat request (RAG chat merges its passages into `req` first)."""
         record = await resolve_model(self._catalog, request, req.model)
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
