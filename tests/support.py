@@ -168,7 +168,14 @@ def generations(redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s:
     return Generations(LocalHandles(workers), metrics, EventInbox(), leases, timeout_s)
 
 
-def app(redis_url: str, workers: Any, metrics: RouterMetrics | None = None) -> Starlette:
+def app(
+    redis_url: str, workers: Any, metrics: RouterMetrics | None = None, settings: Settings | None = None
+) -> Starlette:
     metrics = metrics or RouterMetrics()
-    catalog = Catalog(CatalogStore.from_url(redis_url))
-    return create_app(Settings(), catalog, generations(redis_url, workers, metrics), ClusterMetrics(metrics, None, "t"))
+    store = CatalogStore.from_url(redis_url)
+    return create_app(
+        settings or Settings(),
+        Catalog(store),
+        generations(redis_url, workers, metrics),
+        ClusterMetrics(metrics, None, "t"),
+    )

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.embed import EmbedApi
+from router.api.local_paths import LocalPaths
 from router.api.models import ModelsApi
 from router.api.ollama import encode as ollama_encode
 from router.api.ollama.routes import OllamaApi
@@ -49,7 +50,8 @@ def create_app(
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
     actor) pulls models; nothing here is global."""
     ollama = OllamaApi(catalog, generations, settings.ollama_version)
-    models_api = ModelsApi(catalog, manager)
+    paths = LocalPaths(settings.import_roots, settings.max_modelfile_bytes, settings.max_import_bytes)
+    models_api = ModelsApi(catalog, manager, paths)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats(list(await catalog.loaded())))
@@ -164,7 +166,9 @@ class Errors:
         self._metrics.observe_error(
             getattr(request.state, "model", ""), api_of(path), type(err).__name__, "before_first_byte"
         )
-        headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+        headers = dict(err.headers)
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(err.retry_after)
         if path.startswith("/v1/"):
             return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
         body = ollama_encode.error(err)
