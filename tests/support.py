@@ -163,19 +163,27 @@ def open_streams(inbox: EventInbox) -> int:
     return len(inbox._queues)
 
 
-def generations(redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s: float = 600.0) -> Generations:
+def generations(
+    redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s: float = 600.0, inbox: EventInbox | None = None
+) -> Generations:
     leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
-    return Generations(LocalHandles(workers), metrics, EventInbox(), leases, timeout_s)
+    return Generations(LocalHandles(workers), metrics, inbox or EventInbox(), leases, timeout_s)
 
 
 def app(
     redis_url: str, workers: Any, metrics: RouterMetrics | None = None, settings: Settings | None = None
 ) -> Starlette:
+    """The app; `serving(client)` starts its event inbox on the TestClient's loop, for generations."""
     metrics = metrics or RouterMetrics()
     store = CatalogStore.from_url(redis_url)
-    return create_app(
-        settings or Settings(),
-        Catalog(store),
-        generations(redis_url, workers, metrics),
-        ClusterMetrics(metrics, None, "t"),
-    )
+    inbox = EventInbox()
+    gens = generations(redis_url, workers, metrics, inbox=inbox)
+    built = create_app(settings or Settings(), Catalog(store), gens, ClusterMetrics(metrics, None, "t"))
+    built.state.inbox = inbox
+    return built
+
+
+def serving(client: Any) -> Any:
+    """A TestClient (entered) whose app can stream generations: its inbox listens on loopback."""
+    client.portal.call(client.app.state.inbox.start, "127.0.0.1")
+    return client

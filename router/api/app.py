@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.api.bounds import BoundedBody, Caps
 from router.api.embed import EmbedApi
 from router.api.local_paths import LocalPaths
 from router.api.models import ModelsApi
@@ -49,7 +50,8 @@ def create_app(
 ) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
     actor) pulls models; nothing here is global."""
-    ollama = OllamaApi(catalog, generations, settings.ollama_version)
+    caps = Caps(settings.max_choices, settings.max_tokens)
+    ollama = OllamaApi(catalog, generations, settings.ollama_version, caps)
     paths = LocalPaths(settings.import_roots, settings.max_modelfile_bytes, settings.max_import_bytes)
     models_api = ModelsApi(catalog, manager, paths)
 
@@ -80,7 +82,7 @@ def create_app(
     async def exposition(request: Request) -> Response:
         return Response(await metrics.exposition(), media_type=metrics.content_type)
 
-    openai = OpenAIApi(catalog, generations)
+    openai = OpenAIApi(catalog, generations, caps)
     embed = EmbedApi(catalog, generations)
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
@@ -116,7 +118,8 @@ def create_app(
         allow_headers=["*"],
     )
     counted = Middleware(CountRequests, metrics=metrics.own)
-    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors])
+    bounded = Middleware(BoundedBody, limit=settings.max_body_bytes)
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors, bounded])
 
 
 class CountRequests:

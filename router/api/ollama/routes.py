@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api import frames
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.ollama import encode as ollama_encode
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -66,10 +67,11 @@ def metrics(final: Final, started_ns: int) -> ollama_encode.OllamaMetrics:
 
 
 class OllamaApi:
-    def __init__(self, catalog: Catalog, generations: Generations, version: str) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, version: str, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
         self._version = version
+        self._caps = caps
 
     async def generate(self, request: Request) -> Response:
         started = now_ns()
@@ -81,7 +83,7 @@ class OllamaApi:
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
         _check_features(req.model, req.think, images=req.images, insert=req.suffix)
-        sampling = _sampling(req, record)
+        sampling = self._caps.sampling(_sampling(req, record), "num_predict")
         greq = GenerationRequest(
             new_request_id(),
             _generate_prompt(req, record),
@@ -116,7 +118,7 @@ class OllamaApi:
         greq = GenerationRequest(
             new_request_id(),
             _chat_prompt(req, record, tools),
-            _sampling(req, record),
+            self._caps.sampling(_sampling(req, record), "num_predict"),
             truncate=req.truncate is not False,
         )
         events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)

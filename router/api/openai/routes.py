@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from router import ids
 from router.api import frames
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.openai import encode as openai_encode
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -36,9 +37,10 @@ SSE = "text/event-stream"
 
 
 class OpenAIApi:
-    def __init__(self, catalog: Catalog, generations: Generations) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
+        self._caps = caps
 
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
@@ -46,10 +48,11 @@ class OpenAIApi:
         record = await resolve_model(self._catalog, request, req.model)
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
-        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools)
+        sampling = _sampling(req, req.max_completion_tokens, _chat_logprobs(req))
+        sampling = _with_tools(self._caps.sampling(sampling, "max_tokens"), tools)
         messages = record.chat_messages(_messages(req.messages))
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
-        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        streams = await self._generations.open_choices(record, greq, self._caps.choices(req.n), "openai", started)
         readers = [tools.reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("chatcmpl-"), int(time.time())
         if req.stream:
@@ -76,8 +79,9 @@ class OpenAIApi:
         if req.echo:
             raise BadRequest("'echo' is not supported", param="echo")
         prompt, prefix = _completion_prompt(req.prompt)
-        greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None, req.logprobs), prefix_token_ids=prefix)
-        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        sampling = self._caps.sampling(_sampling(req, None, req.logprobs), "max_tokens")
+        greq = GenerationRequest(new_request_id(), prompt, sampling, prefix_token_ids=prefix)
+        streams = await self._generations.open_choices(record, greq, self._caps.choices(req.n), "openai", started)
         readers = [Reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("cmpl-"), int(time.time())
         if req.stream:
@@ -151,10 +155,6 @@ def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
             raise BadRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
         return None
     return req.top_logprobs or 0
-
-
-def _n(n: int | None) -> int:
-    return 1 if n is None else n
 
 
 def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
