@@ -12,6 +12,7 @@ from ray.exceptions import ActorDiedError
 from starlette.applications import Starlette
 
 from router.api.app import create_app
+from router.api.auth import Gate
 from router.catalog.catalog import Catalog, LoadedModel, ModelRecord
 from router.catalog.names import parse_name
 from router.catalog.store import CatalogStore
@@ -171,14 +172,22 @@ def generations(
 
 
 def app(
-    redis_url: str, workers: Any, metrics: RouterMetrics | None = None, settings: Settings | None = None
+    redis_url: str,
+    workers: Any,
+    metrics: RouterMetrics | None = None,
+    settings: Settings | None = None,
+    *,
+    auth: bool = False,
 ) -> Starlette:
-    """The app; `serving(client)` starts its event inbox on the TestClient's loop, for generations."""
+    """The app (with `auth`, the production key gate for `settings`); `serving(client)` starts its
+    event inbox on the TestClient's loop, for generations."""
     metrics = metrics or RouterMetrics()
+    settings = settings or Settings()
     store = CatalogStore.from_url(redis_url)
     inbox = EventInbox()
     gens = generations(redis_url, workers, metrics, inbox=inbox)
-    built = create_app(settings or Settings(), Catalog(store), gens, ClusterMetrics(metrics, None, "t"))
+    gate = Gate.for_store(store, settings.auth, settings.host) if auth else None
+    built = create_app(settings, Catalog(store), gens, ClusterMetrics(metrics, None, "t"), gate=gate)
     built.state.inbox = inbox
     return built
 

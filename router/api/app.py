@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.api.auth import Authenticate, Gate
 from router.api.bounds import BoundedBody, Caps
 from router.api.embed import EmbedApi
 from router.api.local_paths import LocalPaths
@@ -47,9 +48,11 @@ def create_app(
     generations: Generations,
     metrics: ClusterMetrics,
     manager: ManagerHandle | None = None,
+    gate: Gate | None = None,
 ) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
-    actor) pulls models; nothing here is global."""
+    actor) pulls models, `gate` checks API keys (None: no auth at all, for tests of other parts);
+    nothing here is global."""
     caps = Caps(settings.max_choices, settings.max_tokens)
     ollama = OllamaApi(catalog, generations, settings.ollama_version, caps)
     paths = LocalPaths(settings.import_roots, settings.max_modelfile_bytes, settings.max_import_bytes)
@@ -109,7 +112,7 @@ def create_app(
         Route("/ready", ready, methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    handlers = Errors(metrics.own).handlers()
+    errors = Errors(metrics.own)
     cors = Middleware(
         CORSMiddleware,
         allow_origins=settings.origins,
@@ -119,7 +122,10 @@ def create_app(
     )
     counted = Middleware(CountRequests, metrics=metrics.own)
     bounded = Middleware(BoundedBody, limit=settings.max_body_bytes)
-    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors, bounded])
+    middleware = [counted, cors, bounded]
+    if gate is not None:
+        middleware.append(Middleware(Authenticate, gate=gate, render=errors.render, metrics=metrics.own))
+    return Starlette(routes=routes, exception_handlers=errors.handlers(), middleware=middleware)
 
 
 class CountRequests:

@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api import frames
-from router.api.access import require_admin, require_local_access
+from router.api.access import require_local_access, visible
 from router.api.body import parse_json_body
 from router.api.local_paths import LocalPaths
 from router.api.ollama import encode as ollama_encode
+from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord, modelfile_fields
 from router.catalog.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
 from router.catalog.names import parse_name
@@ -48,11 +49,11 @@ class ModelsApi:
         self._paths = paths
 
     async def tags(self, request: Request) -> Response:
-        return JSONResponse({"models": [tag_entry(r) for r in await self._catalog.records()]})
+        return JSONResponse({"models": [tag_entry(r) for r in visible(request, await self._catalog.records())]})
 
     async def show(self, request: Request) -> Response:
         req = parse_json_body(ShowRequest, await request.body())
-        return JSONResponse(show_body(await self._catalog.resolve(req.target)))
+        return JSONResponse(show_body(await resolve_model(self._catalog, request, req.target)))
 
     async def ps(self, request: Request) -> Response:
         loaded, expiries = await self._catalog.loaded(), await self._catalog.expiries()
@@ -73,7 +74,6 @@ class ModelsApi:
         return JSONResponse({"models": models})
 
     async def pull(self, request: Request) -> Response:
-        require_admin(request)
         req = parse_json_body(PullRequest, await request.body())
         parse_name(req.target)
         source = await self._request_source(request, req.source)
@@ -81,7 +81,6 @@ class ModelsApi:
         return await _progress(self._progress_events(job), req.stream)
 
     async def create(self, request: Request) -> Response:
-        require_admin(request)
         req = parse_json_body(CreateRequest, await request.body())
         name = parse_name(req.target).display
         modelfile, folder = await self._requested_modelfile(request, req)
@@ -97,7 +96,6 @@ class ModelsApi:
         return await _progress(self._progress_events(job), req.stream)
 
     async def copy(self, request: Request) -> Response:
-        require_admin(request)
         req = parse_json_body(CopyRequest, await request.body())
         if not req.source or not req.destination:
             raise BadRequest("source and destination are required")
@@ -107,7 +105,6 @@ class ModelsApi:
         return Response(status_code=200)
 
     async def delete(self, request: Request) -> Response:
-        require_admin(request)
         req = parse_json_body(DeleteRequest, await request.body())
         await self._catalog.remove(req.target)  # the manager stops replicas no name uses any more
         return Response(status_code=200)

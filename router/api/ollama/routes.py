@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api import frames
+from router.api.access import usage_of
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.ollama import encode as ollama_encode
@@ -92,7 +93,7 @@ class OllamaApi:
             return_token_ids=not req.raw,
             truncate=req.truncate is not False,
         )
-        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive, usage_of(request))
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
@@ -121,7 +122,7 @@ class OllamaApi:
             self._caps.sampling(_sampling(req, record), "num_predict"),
             truncate=req.truncate is not False,
         )
-        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive, usage_of(request))
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router import ids
 from router.api import frames
+from router.api.access import usage_of, visible
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.openai import encode as openai_encode
@@ -52,7 +53,9 @@ class OpenAIApi:
         sampling = _with_tools(self._caps.sampling(sampling, "max_tokens"), tools)
         messages = record.chat_messages(_messages(req.messages))
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
-        streams = await self._generations.open_choices(record, greq, self._caps.choices(req.n), "openai", started)
+        streams = await self._generations.open_choices(
+            record, greq, self._caps.choices(req.n), "openai", started, usage_of(request)
+        )
         readers = [tools.reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("chatcmpl-"), int(time.time())
         if req.stream:
@@ -81,7 +84,9 @@ class OpenAIApi:
         prompt, prefix = _completion_prompt(req.prompt)
         sampling = self._caps.sampling(_sampling(req, None, req.logprobs), "max_tokens")
         greq = GenerationRequest(new_request_id(), prompt, sampling, prefix_token_ids=prefix)
-        streams = await self._generations.open_choices(record, greq, self._caps.choices(req.n), "openai", started)
+        streams = await self._generations.open_choices(
+            record, greq, self._caps.choices(req.n), "openai", started, usage_of(request)
+        )
         readers = [Reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("cmpl-"), int(time.time())
         if req.stream:
@@ -101,10 +106,11 @@ class OpenAIApi:
         return _json_body(openai_encode.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(r) for r in await self._catalog.records()]})
+        records = visible(request, await self._catalog.records())
+        return JSONResponse({"object": "list", "data": [_model(r) for r in records]})
 
     async def model(self, request: Request) -> Response:
-        return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
+        return JSONResponse(_model(await resolve_model(self._catalog, request, request.path_params["model"])))
 
 
 def _json_body(body: dict[str, Any], streams: Sequence[EventStream]) -> JSONResponse:
