@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -35,7 +36,9 @@ from router.settings import Settings
 async def _timings(url: str, mode: str, requests: int) -> list[float]:
     store = CatalogStore.from_url(url)
     metrics = RouterMetrics()
-    generations = Generations(ServeHandles(), metrics, EventInbox(), Leases(store, None, "bench"))
+    generations = Generations(
+        ServeHandles(), metrics, EventInbox(secrets.token_bytes(32)), Leases(store, None, "bench")
+    )
     settings = Settings(auth="required")
     gate = None if mode == "none" else Gate.for_store(store, "required", "127.0.0.1")
     app = create_app(settings, Catalog(store), generations, ClusterMetrics(metrics, None, "b"), gate=gate)

@@ -26,6 +26,9 @@ from workers.channel import EventSender
 from workers.events import Delta, EmbedRequest, EmbedResult, Event, Final, GenerationRequest
 from workers.spec import ModelSpec
 
+# The tests' cluster secret: the fake workers sign their event frames with it.
+CHANNEL_SECRET = b"herd-tests-channel-secret-32-byt"
+
 
 def record(name: str, kind: str = "generate", context_length: int = 2048, **fields: Any) -> ModelRecord:
     parsed = parse_name(name)
@@ -87,7 +90,7 @@ class FakeWorker:
         self.requests.append(request)
         if len(self.requests) <= self._deaths:
             raise ActorDiedError()
-        sender = EventSender()
+        sender = EventSender(CHANNEL_SECRET)
         try:
             await sender.forward(inbox, request.request_id, self._paced())
         except asyncio.CancelledError:
@@ -168,7 +171,7 @@ def generations(
     redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s: float = 600.0, inbox: EventInbox | None = None
 ) -> Generations:
     leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
-    return Generations(LocalHandles(workers), metrics, inbox or EventInbox(), leases, timeout_s)
+    return Generations(LocalHandles(workers), metrics, inbox or EventInbox(CHANNEL_SECRET), leases, timeout_s)
 
 
 def app(
@@ -184,7 +187,7 @@ def app(
     metrics = metrics or RouterMetrics()
     settings = settings or Settings()
     store = CatalogStore.from_url(redis_url)
-    inbox = EventInbox()
+    inbox = EventInbox(CHANNEL_SECRET)
     gens = generations(redis_url, workers, metrics, inbox=inbox)
     gate = Gate.for_store(store, settings.auth, settings.host) if auth else None
     built = create_app(settings, Catalog(store), gens, ClusterMetrics(metrics, None, "t"), gate=gate)

@@ -28,13 +28,13 @@ class Router:
 
     # Async so the HTTP server runs on the replica's event loop, which Ray keeps running.
     async def __init__(  # type: ignore[misc]
-        self, settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None
+        self, settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None, channel_secret: bytes
     ) -> None:
         own = RouterMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
         # Workers send generation events here (see router/dispatch/inbox.py); on the node's address so
         # workers on other nodes reach it too.
-        self._inbox = EventInbox()
+        self._inbox = EventInbox(channel_secret)
         await self._inbox.start(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         metrics = ClusterMetrics(own, hub, f"router#{replica}")
         self._store = CatalogStore.from_url(redis_url)
@@ -66,11 +66,14 @@ class Router:
                 part.close()
 
 
-def bind_router(settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None) -> Any:
-    """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
+def bind_router(
+    settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None, channel_secret: bytes
+) -> Any:
+    """The router ingress. Workers are separate Serve applications that `manager` starts and stops;
+    `channel_secret` (the cluster's, made by the driver) signs their event frames."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
     # per-replica request limit does not apply to them.
     router = serve.deployment(
         name="router", num_replicas=settings.router_replicas, logging_config=settings.serve_logging()
     )(Router)
-    return router.bind(settings, redis_url, manager, hub)
+    return router.bind(settings, redis_url, manager, hub, channel_secret)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -167,14 +168,16 @@ def _run_cluster(
     always_on = [r for r in records if r.spec.always_on]
     print(f"herd: starting engines for {', '.join(r.name for r in always_on) or 'no always-on model'}", flush=True)
     hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
+    # Signs every event frame between workers and routers (workers/channel.py); lives as long as the cluster.
+    channel_secret = secrets.token_bytes(32)
     manager: Any = (
         ray.remote(num_cpus=0, max_restarts=-1)(ModelManager)
         .options(name=MANAGER_NAME)
-        .remote(settings, config, redis_url, hub)
+        .remote(settings, config, redis_url, hub, channel_secret)
     )
     ray.get(manager.start.remote())
     ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
-    ray_serve.run(bind_router(settings, redis_url, manager, hub), name="herd", route_prefix=None)
+    ray_serve.run(bind_router(settings, redis_url, manager, hub, channel_secret), name="herd", route_prefix=None)
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
         " (Ollama API under /api, OpenAI API under /v1)",
