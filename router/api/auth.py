@@ -154,19 +154,33 @@ class Authenticate:
         scope.setdefault("state", {}).update(api_key=admitted.key, auth_on=True, usage=usage)
         headers = [(k.encode(), v.encode()) for k, v in rate_headers(admitted.admission).items()]
 
+        charged = False
+
+        async def charge() -> None:
+            nonlocal charged
+            if not charged:
+                charged = True
+                await self._charge(admitted, usage)
+
         async def send_with_limits(message: Message) -> None:
             if headers and message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *headers]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Charged before the client sees the end, so its next request meets the new total.
+                await charge()
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_limits)
         finally:
-            self._metrics.observe_key(admitted.key.name, usage.prompt, usage.output)
-            try:
-                await self._gate.charge(admitted, usage)
-            except RedisError:
-                log.warning("could not charge %d tokens to key %s", usage.prompt + usage.output, admitted.key.name)
+            await charge()  # a request that ended without its last byte (an error, a client gone)
+
+    async def _charge(self, admitted: Admitted, usage: Usage) -> None:
+        self._metrics.observe_key(admitted.key.name, usage.prompt, usage.output)
+        try:
+            await self._gate.charge(admitted, usage)
+        except RedisError:
+            log.warning("could not charge %d tokens to key %s", usage.prompt + usage.output, admitted.key.name)
 
     async def _admit(self, scope: Scope) -> Admitted | None:
         try:
