@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import socket
 import tempfile
 import time
@@ -83,8 +84,9 @@ def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
         ray_actor_options={"num_cpus": 0.1},
         logging_config=settings.serve_logging(),
     )(SyntheticTokenSource)
-    serve.run(source.bind(interval_s), name=record.deployment_id, route_prefix=None)
-    serve.run(bind_router(settings, url, None, None), name="router-only", route_prefix=None)
+    secret = secrets.token_bytes(32)
+    serve.run(source.bind(interval_s, secret), name=record.deployment_id, route_prefix=None)
+    serve.run(bind_router(settings, url, None, None, secret), name="router-only", route_prefix=None)
     return redis
 
 

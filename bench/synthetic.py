@@ -24,10 +24,10 @@ DEFAULT_TOKENS = 16
 class SyntheticTokenSource:
     """Serves `workers.surface.WorkerSurface`, as the real worker deployment does."""
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, channel_secret: bytes) -> None:
         self._interval_s = interval_s
         self._open = 0
-        self._sender = EventSender()
+        self._sender = EventSender(channel_secret)
 
     async def generate_to(self, request: GenerationRequest, inbox: str) -> None:
         """The worker's call, as in `workers.deployment.ModelWorker`."""

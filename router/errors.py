@@ -16,11 +16,19 @@ class HerdError(Exception):
     openai_type: str = "api_error"
     openai_code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.retry_after = retry_after
+        self.headers = headers or {}  # extra response headers (OpenAI's x-ratelimit-*)
 
     def openai_message(self) -> str:
         return self.message
@@ -45,6 +53,38 @@ class BadRequest(HerdError):
 
 class ContextLengthExceeded(BadRequest):
     openai_code = "context_length_exceeded"
+
+
+class Unauthorized(HerdError):
+    """No API key, or one Herd does not know (or revoked)."""
+
+    status = 401
+    openai_type = "invalid_request_error"
+    openai_code = "invalid_api_key"
+
+
+class Forbidden(HerdError):
+    """A valid key whose role or model list does not cover the request."""
+
+    status = 403
+    openai_type = "invalid_request_error"
+    openai_code = "permission_denied"
+
+
+class RateLimited(HerdError):
+    """The key's requests or tokens per minute are used up; `retry_after` says when to try again."""
+
+    status = 429
+    openai_type = "requests"
+    openai_code = "rate_limit_exceeded"
+
+
+class PayloadTooLarge(HerdError):
+    """The request body is over HERD_MAX_BODY_BYTES, or an upload over HERD_RAG_MAX_FILE_BYTES."""
+
+    status = 413
+    openai_type = "invalid_request_error"
+    openai_code = "request_too_large"
 
 
 class ModelNotFound(HerdError):
@@ -144,11 +184,3 @@ class EngineError(HerdError):
 class DeployError(HerdError):
     """`herd sdl` / `herd deploy`: a config that cannot become an Akash SDL, or a deployment that
     did not come up (no bid in time, a failed lease, a URI that never answers /ready)."""
-
-
-class PayloadTooLarge(HerdError):
-    """An upload over the configured size (HERD_RAG_MAX_FILE_BYTES)."""
-
-    status = 413
-    openai_type = "invalid_request_error"
-    openai_code = "file_too_large"

@@ -60,9 +60,29 @@ class Settings(BaseSettings):
     rag_prompt: str | None = Field(None, description="Text before the passages; unset uses LlamaEdge's example.")
     rag_max_file_bytes: int = Field(10 * 2**20, ge=1, description="Largest upload to /v1/files, /v1/create/rag (413).")
 
+    # -- security (README "Security") --------------------------------------------------------
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto", description="API keys: auto (on once any key exists), required, or off (never checked)."
+    )
+    admin_key: str | None = Field(None, description="Bootstrap admin key registered at start (HERD_ADMIN_KEY).")
+    model_roots: list[Path] = Field(
+        default_factory=list, description="Folders local imports may come from; unset: <data_dir>/imports."
+    )
+    max_modelfile_bytes: int = Field(1 << 20, gt=0, description="Largest Modelfile /api/create reads from a path.")
+    max_import_bytes: int = Field(1 << 40, gt=0, description="Largest local file or folder a pull or create imports.")
+    max_body_bytes: int = Field(16 << 20, gt=0, description="Largest request body; larger ones are a 413.")
+    max_choices: int = Field(8, ge=1, description="Largest OpenAI `n` a request may ask for.")
+    max_tokens: int = Field(
+        8192, ge=1, description="Largest max_tokens/num_predict a request may ask for; also the default cap."
+    )
+
     def serve_logging(self) -> dict[str, Any]:
         """Ray Serve logging for every Herd component; no per-request access lines by default."""
         return {"log_level": self.log_level, "enable_access_log": self.access_log}
+
+    @property
+    def import_roots(self) -> list[Path]:
+        return list(self.model_roots) or [self.data_dir / "imports"]
 
     @property
     def store_dir(self) -> Path:

@@ -12,6 +12,7 @@ from ray.exceptions import ActorDiedError
 from starlette.applications import Starlette
 
 from router.api.app import create_app
+from router.api.auth import Gate
 from router.catalog.catalog import Catalog, LoadedModel, ModelRecord
 from router.catalog.names import parse_name
 from router.catalog.store import CatalogStore
@@ -24,6 +25,9 @@ from router.settings import Settings
 from workers.channel import EventSender
 from workers.events import Delta, EmbedRequest, EmbedResult, Event, Final, GenerationRequest
 from workers.spec import ModelSpec
+
+# The tests' cluster secret: the fake workers sign their event frames with it.
+CHANNEL_SECRET = b"herd-tests-channel-secret-32-byt"
 
 
 def record(name: str, kind: str = "generate", context_length: int = 2048, **fields: Any) -> ModelRecord:
@@ -86,7 +90,7 @@ class FakeWorker:
         self.requests.append(request)
         if len(self.requests) <= self._deaths:
             raise ActorDiedError()
-        sender = EventSender()
+        sender = EventSender(CHANNEL_SECRET)
         try:
             await sender.forward(inbox, request.request_id, self._paced())
         except asyncio.CancelledError:
@@ -163,12 +167,35 @@ def open_streams(inbox: EventInbox) -> int:
     return len(inbox._queues)
 
 
-def generations(redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s: float = 600.0) -> Generations:
+def generations(
+    redis_url: str, workers: Any, metrics: RouterMetrics, timeout_s: float = 600.0, inbox: EventInbox | None = None
+) -> Generations:
     leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
-    return Generations(LocalHandles(workers), metrics, EventInbox(), leases, timeout_s)
+    return Generations(LocalHandles(workers), metrics, inbox or EventInbox(CHANNEL_SECRET), leases, timeout_s)
 
 
-def app(redis_url: str, workers: Any, metrics: RouterMetrics | None = None) -> Starlette:
+def app(
+    redis_url: str,
+    workers: Any,
+    metrics: RouterMetrics | None = None,
+    settings: Settings | None = None,
+    *,
+    auth: bool = False,
+) -> Starlette:
+    """The app (with `auth`, the production key gate for `settings`); `serving(client)` starts its
+    event inbox on the TestClient's loop, for generations."""
     metrics = metrics or RouterMetrics()
-    catalog = Catalog(CatalogStore.from_url(redis_url))
-    return create_app(Settings(), catalog, generations(redis_url, workers, metrics), ClusterMetrics(metrics, None, "t"))
+    settings = settings or Settings()
+    store = CatalogStore.from_url(redis_url)
+    inbox = EventInbox(CHANNEL_SECRET)
+    gens = generations(redis_url, workers, metrics, inbox=inbox)
+    gate = Gate.for_store(store, settings.auth, settings.host) if auth else None
+    built = create_app(settings, Catalog(store), gens, ClusterMetrics(metrics, None, "t"), gate=gate)
+    built.state.inbox = inbox
+    return built
+
+
+def serving(client: Any) -> Any:
+    """A TestClient (entered) whose app can stream generations: its inbox listens on loopback."""
+    client.portal.call(client.app.state.inbox.start, "127.0.0.1")
+    return client

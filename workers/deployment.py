@@ -33,11 +33,13 @@ class ModelWorker:
     """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`, `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
-    async def __init__(self, spec: ModelSpec, model_path: str, hub: Any | None = None) -> None:  # type: ignore[misc]
+    async def __init__(  # type: ignore[misc]
+        self, spec: ModelSpec, model_path: str, hub: Any | None, channel_secret: bytes
+    ) -> None:
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
         self._engine = Engine.start(await asyncio.to_thread(local_model, spec, model_path), args)
-        self._sender = EventSender()
+        self._sender = EventSender(channel_secret)
         if hub is not None:
             replica = serve.get_replica_context().replica_id.unique_id
             labels = {"model": spec.name, "replica": replica}

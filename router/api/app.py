@@ -16,7 +16,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.api.auth import Authenticate, Gate
+from router.api.bounds import BoundedBody, Caps
 from router.api.embed import EmbedApi
+from router.api.local_paths import LocalPaths
 from router.api.models import ModelsApi
 from router.api.ollama import encode as ollama_encode
 from router.api.ollama.routes import OllamaApi
@@ -49,12 +52,16 @@ def create_app(
     metrics: ClusterMetrics,
     manager: ManagerHandle | None = None,
     rag_stores: RagStores | None = None,
+    gate: Gate | None = None,
 ) -> Starlette:
     """The HTTP app. `generations` reaches the worker deployments, `manager` (the ModelManager
     actor) pulls models, `rag_stores` hold RAG collections and uploads (no RAG routes without
-    them); nothing here is global."""
-    ollama = OllamaApi(catalog, generations, settings.ollama_version)
-    models_api = ModelsApi(catalog, manager)
+    them), `gate` checks API keys (None: no auth at all, for tests of other parts); nothing here
+    is global."""
+    caps = Caps(settings.max_choices, settings.max_tokens)
+    ollama = OllamaApi(catalog, generations, settings.ollama_version, caps)
+    paths = LocalPaths(settings.import_roots, settings.max_modelfile_bytes, settings.max_import_bytes)
+    models_api = ModelsApi(catalog, manager, paths)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await generations.stats(list(await catalog.loaded())))
@@ -83,7 +90,7 @@ def create_app(
     async def exposition(request: Request) -> Response:
         return Response(await metrics.exposition(), media_type=metrics.content_type)
 
-    openai = OpenAIApi(catalog, generations)
+    openai = OpenAIApi(catalog, generations, caps)
     embed = EmbedApi(catalog, generations)
     openai_chat, ollama_chat, extra = openai.chat_completions, ollama.chat, []
     if rag_stores is not None:
@@ -116,7 +123,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         *extra,
     ]
-    handlers = Errors(metrics.own).handlers()
+    errors = Errors(metrics.own)
     cors = Middleware(
         CORSMiddleware,
         allow_origins=settings.origins,
@@ -125,7 +132,11 @@ def create_app(
         allow_headers=["*"],
     )
     counted = Middleware(CountRequests, metrics=metrics.own)
-    return Starlette(routes=routes, exception_handlers=handlers, middleware=[counted, cors])
+    bounded = Middleware(BoundedBody, limit=settings.max_body_bytes)
+    middleware = [counted, cors, bounded]
+    if gate is not None:
+        middleware.append(Middleware(Authenticate, gate=gate, render=errors.render, metrics=metrics.own))
+    return Starlette(routes=routes, exception_handlers=errors.handlers(), middleware=middleware)
 
 
 class CountRequests:
@@ -175,7 +186,9 @@ class Errors:
         self._metrics.observe_error(
             getattr(request.state, "model", ""), api_of(path), type(err).__name__, "before_first_byte"
         )
-        headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+        headers = dict(err.headers)
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(err.retry_after)
         if path.startswith("/v1/"):
             return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
         body = ollama_encode.error(err)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api import frames
+from router.api.access import usage_of
 from router.api.body import parse_json_body
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -39,7 +40,7 @@ class EmbedApi:
             return _json(empty)
         dims = embeddings.ollama_dimensions(req.dimensions)
         embed = EmbedRequest(new_request_id(), tuple(texts), truncate=req.truncate is not False, dimensions=dims)
-        result = await self._generations.embed(record, embed, req.keep_alive)
+        result = await self._generations.embed(record, embed, req.keep_alive, usage_of(request))
         outside_worker = added_ns(started, result.worker_ns)
         total = result.worker_ns + outside_worker
         body = embeddings.ollama_embed_body(req.model, result.vectors, total, outside_worker, result.prompt_tokens)
@@ -54,7 +55,7 @@ class EmbedApi:
             nothing: ollama.EmbeddingResponse = {"embedding": []}
             return _json(nothing)
         legacy = EmbedRequest(new_request_id(), (req.prompt,), truncate=True, normalize=False)
-        result = await self._generations.embed(record, legacy, req.keep_alive)
+        result = await self._generations.embed(record, legacy, req.keep_alive, usage_of(request))
         body: ollama.EmbeddingResponse = {"embedding": list(result.vectors[0])}
         return _json(body, result, started)
 
@@ -66,7 +67,7 @@ class EmbedApi:
         inputs = embeddings.openai_inputs(req.input)
         # OpenAI never truncates silently: an over-long input is a 400 (context_length_exceeded).
         embed = EmbedRequest(new_request_id(), tuple(inputs), truncate=False, dimensions=req.dimensions)
-        result = await self._generations.embed(record, embed)
+        result = await self._generations.embed(record, embed, usage=usage_of(request))
         body = embeddings.openai_body(req.model, result.vectors, req.encoding_format, result.prompt_tokens)
         return _json(body, result, started)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,18 +20,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api import frames
+from router.api.access import require_local_access, visible
 from router.api.body import parse_json_body
+from router.api.local_paths import LocalPaths
 from router.api.ollama import encode as ollama_encode
+from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord, modelfile_fields
 from router.catalog.modelfile import Modelfile, from_fields, merge, parameters_text, parse_modelfile, render
 from router.catalog.names import parse_name
 from router.dispatch.failures import map_error
 from router.dispatch.handles import Call, ManagerHandle
-from router.errors import BadRequest, EngineError, HerdError
+from router.errors import BadRequest, EngineError, Forbidden, HerdError
 from router.protocol import ollama as wire
 from router.protocol.ollama import CopyRequest, CreateRequest, DeleteRequest, PullRequest, ShowRequest
 
 NDJSON = "application/x-ndjson"
+# A hub repository id (`owner/name`), which names nothing on the server's disk.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 # Ollama shows a model kept loaded forever as expiring in the far future.
 FAR_FUTURE = "2318-01-01T00:00:00Z"
 
@@ -38,17 +44,18 @@ T = TypeVar("T")
 
 
 class ModelsApi:
-    def __init__(self, catalog: Catalog, manager: ManagerHandle | None) -> None:
+    def __init__(self, catalog: Catalog, manager: ManagerHandle | None, paths: LocalPaths) -> None:
         self._catalog = catalog
         self._manager = manager  # the ModelManager actor (pulls); None in unit tests without one
+        self._paths = paths
 
     async def tags(self, request: Request) -> Response:
-        body: wire.ListResponse = {"models": [tag_entry(r) for r in await self._catalog.records()]}
+        body: wire.ListResponse = {"models": [tag_entry(r) for r in visible(request, await self._catalog.records())]}
         return JSONResponse(body)
 
     async def show(self, request: Request) -> Response:
         req = parse_json_body(ShowRequest, await request.body())
-        return JSONResponse(show_body(await self._catalog.resolve(req.target)))
+        return JSONResponse(show_body(await resolve_model(self._catalog, request, req.target)))
 
     async def ps(self, request: Request) -> Response:
         loaded, expiries = await self._catalog.loaded(), await self._catalog.expiries()
@@ -72,19 +79,20 @@ class ModelsApi:
     async def pull(self, request: Request) -> Response:
         req = parse_json_body(PullRequest, await request.body())
         parse_name(req.target)
-        job = await self._call(self._require_manager().pull.remote(req.target, req.source, None))
+        source = await self._request_source(request, req.source)
+        job = await self._call(self._require_manager().pull.remote(req.target, source, None))
         return await _progress(self._progress_events(job), req.stream)
 
     async def create(self, request: Request) -> Response:
         req = parse_json_body(CreateRequest, await request.body())
         name = parse_name(req.target).display
-        modelfile = _requested_modelfile(req)
-        base = await self._catalog.find(modelfile.base)
+        modelfile, folder = await self._requested_modelfile(request, req)
+        base = await self._catalog_base(modelfile.base)
         if base is not None:
             record = derive(base, name, modelfile)
             await self._catalog.put(record)
             return await _progress(_created(base, record), req.stream)
-        source = _local_source(modelfile.base, req.path)
+        source = await self._local_source(request, modelfile.base, folder)
         job = await self._call(
             self._require_manager().pull.remote(name, source, modelfile_fields(modelfile, parent=""))
         )
@@ -103,6 +111,43 @@ class ModelsApi:
         req = parse_json_body(DeleteRequest, await request.body())
         await self._catalog.remove(req.target)  # the manager stops replicas no name uses any more
         return Response(status_code=200)
+
+    async def _requested_modelfile(self, request: Request, req: CreateRequest) -> tuple[Modelfile, Path | None]:
+        """The Modelfile of a create request (its text, a path to it, or the JSON fields) and,
+        when read from a path, its folder (a relative FROM is relative to it, as in Ollama)."""
+        if req.modelfile is None and req.path:
+            require_local_access(request, "Modelfile paths")
+            text, path = await self._paths.read_modelfile(req.path)
+            return _parse_file(text, req.path), path.parent
+        return _requested_modelfile(req), None
+
+    async def _catalog_base(self, base: str) -> ModelRecord | None:
+        try:
+            return await self._catalog.find(base)
+        except BadRequest:  # not a model name (`/models/x.gguf`): a path
+            return None
+
+    async def _local_source(self, request: Request, base: str, folder: Path | None) -> str:
+        """FROM a file or folder under the model roots, for callers that may name server paths."""
+        try:
+            require_local_access(request, "local paths")
+        except Forbidden as exc:
+            raise BadRequest(f'FROM "{base}": no such model in the catalog ({exc.message})', param="from") from exc
+        return str(await self._paths.weights(base, folder))
+
+    async def _request_source(self, request: Request, source: str | None) -> str | None:
+        """A pull's `source` from a request: a hub id, or a local path under the model roots.
+        `package:` sources name installed modules, which only the cluster config may do."""
+        if source is None:
+            return None
+        kind, _, rest = source.partition(":")
+        if kind == "package":
+            raise BadRequest("package: sources come only from the cluster config", param="source")
+        if kind == "hf" and HUB_ID.fullmatch(rest):
+            return source
+        require_local_access(request, "local paths")
+        path = await self._paths.weights(rest if kind in ("hf", "gguf") else source)
+        return f"{kind}:{path}" if kind in ("hf", "gguf") else str(path)
 
     def _require_manager(self) -> ManagerHandle:
         if self._manager is None:
@@ -161,9 +206,8 @@ def _requested_modelfile(req: CreateRequest) -> Modelfile:
         raise BadRequest("creating from uploaded blobs is not supported; use FROM with a model or a path on the server")
     if req.quantize:
         raise BadRequest("quantize is not supported: vLLM serves the weights as they are")
-    if req.modelfile is not None or req.path:
-        text = req.modelfile if req.modelfile is not None else _read(req.path or "")
-        return parse_modelfile(text)
+    if req.modelfile is not None:
+        return parse_modelfile(req.modelfile)
     if not req.from_:
         raise BadRequest("neither 'from' nor 'modelfile' was specified")
     return from_fields(
@@ -176,23 +220,13 @@ def _requested_modelfile(req: CreateRequest) -> Modelfile:
     )
 
 
-def _read(path: str) -> str:
+def _parse_file(text: str, shown: str) -> Modelfile:
+    """A Modelfile read from disk; its errors name the line but never quote what the file holds."""
     try:
-        return Path(path).expanduser().read_text()
-    except OSError as exc:
-        raise BadRequest(f"cannot read Modelfile {path!r}: {exc.strerror}") from exc
-
-
-def _local_source(base: str, modelfile_path: str | None) -> str:
-    """FROM a file or folder (relative to the Modelfile's own folder, as Ollama reads it)."""
-    path = Path(base).expanduser()
-    if not path.is_absolute() and modelfile_path:
-        path = Path(modelfile_path).expanduser().parent / path
-    if not path.exists():
-        raise BadRequest(
-            f'FROM "{base}": no such model in the catalog, and no such file or folder on the server', param="from"
-        )
-    return str(path)
+        return parse_modelfile(text)
+    except BadRequest as exc:
+        where = exc.message.split(":", 1)[0] if exc.message.startswith("line ") else "it"
+        raise BadRequest(f"Modelfile {shown!r} is not valid ({where})", param="path") from exc
 
 
 def derive(base: ModelRecord, name: str, mf: Modelfile) -> ModelRecord:

@@ -9,6 +9,7 @@ import ray
 from ray import serve
 
 from router.api.app import create_app
+from router.api.auth import Gate
 from router.api.limits import limit_heap
 from router.api.rag.service import RagStores
 from router.api.server import HttpServer
@@ -37,6 +38,7 @@ class Router:
         redis_url: str,
         manager: ManagerHandle | None,
         hub: Any | None,
+        channel_secret: bytes,
         vectors: Any | None = None,
     ) -> None:
         limit_heap(settings.router_memory_mb)
@@ -44,7 +46,7 @@ class Router:
         replica = serve.get_replica_context().replica_id.unique_id
         # Workers send generation events here (see router/dispatch/inbox.py); on the node's address so
         # workers on other nodes reach it too.
-        self._inbox = EventInbox()
+        self._inbox = EventInbox(channel_secret)
         await self._inbox.start(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         metrics = ClusterMetrics(own, hub, f"router#{replica}")
         self._store = CatalogStore.from_url(redis_url)
@@ -63,7 +65,8 @@ class Router:
         generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
         rag = RagStores(open_vectors(settings.qdrant_url, vectors), FileStore.from_url(redis_url),
                         Bindings.from_url(redis_url))  # fmt: skip
-        app = create_app(settings, Catalog(self._store), generations, metrics, manager, rag)
+        gate = Gate.for_store(self._store, settings.auth, settings.host)
+        app = create_app(settings, Catalog(self._store), generations, metrics, manager, rag, gate)
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
         await self._server.start()
 
@@ -83,9 +86,15 @@ class Router:
 
 
 def bind_router(
-    settings: Settings, redis_url: str, manager: ManagerHandle | None, hub: Any | None, vectors: Any | None = None
+    settings: Settings,
+    redis_url: str,
+    manager: ManagerHandle | None,
+    hub: Any | None,
+    channel_secret: bytes,
+    vectors: Any | None = None,
 ) -> Any:
-    """The router ingress. Workers are separate Serve applications that `manager` starts and stops."""
+    """The router ingress. Workers are separate Serve applications that `manager` starts and stops;
+    `channel_secret` (the cluster's, made by the driver) signs their event frames."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
     # per-replica request limit does not apply to them. They listen on the node that runs
     # `herd serve` (on Akash the Ray head, where the ingress points); Serve would spread them
@@ -100,4 +109,4 @@ def bind_router(
         graceful_shutdown_wait_loop_s=0.2,
         graceful_shutdown_timeout_s=2,
     )(Router)
-    return router.bind(settings, redis_url, manager, hub, vectors)
+    return router.bind(settings, redis_url, manager, hub, channel_secret, vectors)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from router.api.access import require_model
 from router.catalog.catalog import Catalog, ModelRecord
 
 
 async def resolve_model(catalog: Catalog, request: Request, text: str) -> ModelRecord:
-    """`Catalog.resolve`, also noting the model on the request: the label of its `herd_requests_total`."""
+    """`Catalog.resolve`, refused (403) for a key not allowed the model; also notes the model on
+    the request: the label of its `herd_requests_total`."""
     record = await catalog.resolve(text)
+    require_model(request, record.name)
     request.state.model = record.name
     return record

@@ -47,6 +47,11 @@ class CatalogStore:
         )
         return cls(Redis(connection_pool=pool))
 
+    @property
+    def redis(self) -> Any:
+        """The client, for the other stores of shared state (API keys, limits) on the same pool."""
+        return self._redis
+
     async def close(self) -> None:
         await self._redis.aclose()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from router.catalog.catalog import ModelRecord
+from router.catalog.limits import Usage
 from router.dispatch.failures import RETRY_AFTER_S, map_error
 from router.dispatch.handles import WorkerHandle, WorkerHandles
 from router.dispatch.inbox import EventInbox, Incoming
@@ -45,6 +46,7 @@ class EventStream:
     _first_token_ns: int = 0
     _last_token_ns: int = 0
     request_id: str = ""
+    _usage: Usage | None = None
 
     def router_ns(self) -> int:
         """The router's added time so far: its wall time for the request minus the worker's own time."""
@@ -57,6 +59,8 @@ class EventStream:
                 for event in batch:
                     if isinstance(event, Final):
                         self.final = event
+                        if self._usage is not None:
+                            self._usage.add(event.prompt_tokens, event.output_tokens)
                     elif event.tokens:
                         self._last_token_ns = now_ns()
                         self._first_token_ns = self._first_token_ns or self._last_token_ns
@@ -125,10 +129,17 @@ class Generations:
         self._timeout_ns = int(timeout_s * 1e9)
 
     async def open(
-        self, record: ModelRecord, request: GenerationRequest, api: str, started_ns: int, keep_alive: Any = None
+        self,
+        record: ModelRecord,
+        request: GenerationRequest,
+        api: str,
+        started_ns: int,
+        keep_alive: Any = None,
+        usage: Usage | None = None,
     ) -> EventStream:
         """`started_ns` is when the request reached the router, so parsing counts as router time.
-        The model is loaded first if it is not (Ollama's `keep_alive` then says for how long)."""
+        The model is loaded first if it is not (Ollama's `keep_alive` then says for how long).
+        `usage` (the API key's tally) gets the tokens of the generation once it finishes."""
         lease = await self.leases.acquire(record, keep_alive)
         handle = self._handle(record, lease)
         observer = self._metrics.generation(record.name, api)
@@ -145,10 +156,16 @@ class Generations:
             observer.closed()
             lease.release()
             raise
-        return EventStream(first, incoming, started_ns, observer, lease, request_id=request.request_id)
+        return EventStream(first, incoming, started_ns, observer, lease, request_id=request.request_id, _usage=usage)
 
     async def open_choices(
-        self, record: ModelRecord, request: GenerationRequest, n: int, api: str, started_ns: int
+        self,
+        record: ModelRecord,
+        request: GenerationRequest,
+        n: int,
+        api: str,
+        started_ns: int,
+        usage: Usage | None = None,
     ) -> list[EventStream]:
         """`n` independent generations of one request (OpenAI `n`), started together.
 
@@ -164,7 +181,7 @@ class Generations:
             for i in range(1, n)
         ]
         opened = await asyncio.gather(
-            *(self.open(record, r, api, started_ns) for r in requests), return_exceptions=True
+            *(self.open(record, r, api, started_ns, usage=usage) for r in requests), return_exceptions=True
         )
         streams = [s for s in opened if isinstance(s, EventStream)]
         failure = next((s for s in opened if isinstance(s, BaseException)), None)
@@ -182,7 +199,9 @@ class Generations:
         incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
         return incoming, await _first_batch(incoming)
 
-    async def embed(self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None) -> EmbedResult:
+    async def embed(
+        self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None, usage: Usage | None = None
+    ) -> EmbedResult:
         lease = await self.leases.acquire(record, keep_alive)
         handle = self._handle(record, lease)
         try:
@@ -191,6 +210,8 @@ class Generations:
             raise map_error(exc) from exc
         finally:
             lease.release()
+        if usage is not None:
+            usage.add(result.prompt_tokens, 0)
         return result
 
     def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:

@@ -8,12 +8,15 @@ failure (bad parameters, a dead replica) still arrives through Ray and is put on
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router.errors import TimedOut
-from workers.channel import read_frame
+from workers.channel import BadFrame, FrameReader
 from workers.events import Event
+
+log = logging.getLogger("herd.inbox")
 
 # After the call returns, the worker has already flushed its last frame; if that frame was lost
 # with its connection, the generation ends as an error after this long instead of hanging.
@@ -29,7 +32,10 @@ def _timed_out() -> TimedOut:
 
 
 class EventInbox:
-    def __init__(self) -> None:
+    """Accepts worker connections; only frames signed with the cluster's `secret` are read."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
         self._queues: dict[str, asyncio.Queue[list[Event] | BaseException]] = {}
         self._server: asyncio.Server | None = None
         self.address = ""
@@ -52,14 +58,18 @@ class EventInbox:
             queue.put_nowait(error)
 
     async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        frames = FrameReader(reader, self._secret)
         try:
+            await frames.handshake(writer)
             while True:
-                for request_id, events in await read_frame(reader):
+                for request_id, events in await frames.next():
                     queue = self._queues.get(request_id)
                     if queue is not None:  # a request the client already left is dropped
                         queue.put_nowait(list(events))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the worker went away; its calls fail through Ray
+        except BadFrame as exc:
+            log.warning("dropped a connection to the event inbox from %s: %s", writer.get_extra_info("peername"), exc)
         finally:
             writer.close()
 

@@ -105,6 +105,13 @@ class RouterMetrics:
             ["collection"],
             registry=self.registry,
         )
+        self.key_requests = Counter(
+            "herd_key_requests", "Admitted requests by API key name.", ["key"], registry=self.registry
+        )
+        self.key_tokens = Counter(
+            "herd_key_tokens", "Tokens used by API key name and kind (prompt, output).", ["key", "kind"],
+            registry=self.registry,
+        )  # fmt: skip
 
     def observe_retrieval(self, collection: str, seconds: float) -> None:
         self.retrievals.labels(collection).inc()
@@ -120,6 +127,14 @@ class RouterMetrics:
             self.collection_points.remove(collection)
         except KeyError:  # this replica never saw it
             pass
+
+    def observe_key(self, key: str, prompt_tokens: int, output_tokens: int) -> None:
+        """One request of an API key (its name, never its secret) and the tokens it used."""
+        self.key_requests.labels(key).inc()
+        if prompt_tokens:
+            self.key_tokens.labels(key, "prompt").inc(prompt_tokens)
+        if output_tokens:
+            self.key_tokens.labels(key, "output").inc(output_tokens)
 
     def observe_request(self, model: str, api: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, api, endpoint, str(status)).inc()

@@ -6,21 +6,22 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
-from router.driver import akash_cli, watchdog
+from router.driver import akash_cli, keys_cli, watchdog
 from router.driver.collections import collections_command
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
@@ -33,6 +34,7 @@ from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
 
 CLUSTER_CHECK_S = 1.0
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     coll_p.add_argument("action", choices=["list", "delete"])
     coll_p.add_argument("name", nargs="?", help="the collection to delete")
     coll_p.add_argument("--host", help="Herd's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if (deployed := akash_cli.run(args)) is not None:
         return deployed
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "delete" and not args.name:
             parser.error("collections delete needs a NAME")
         return collections_command(args.action, args.name, args.host)
+    if args.command == "keys":
+        return keys_cli.keys_command(args, Settings())
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
     try:
@@ -144,8 +149,11 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
         redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
         if redis is not None:
             redis.supervise()
+        if redis is not None:
+            keys_cli.write_url(settings.data_dir, redis_url)
+        asyncio.run(_with_store(CatalogStore.from_url(redis_url), lambda s: keys_cli.prepare_auth(s, settings)))
         store = CatalogStore.from_url(redis_url)
-        records = asyncio.run(_with_store(store, register_config_models(store, config, settings.store_dir)))
+        records = asyncio.run(_with_store(store, lambda s: register_config_models(s, config, settings.store_dir)))
         return _run_cluster(settings, config, redis_url, records, started)
     except HerdError as exc:
         print(f"herd: {exc.message}", file=sys.stderr)
@@ -155,9 +163,9 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
             redis.stop()
 
 
-async def _with_store(store: CatalogStore, work: Coroutine[Any, Any, list[ModelRecord]]) -> list[ModelRecord]:
+async def _with_store(store: CatalogStore, work: Callable[[CatalogStore], Coroutine[Any, Any, T]]) -> T:
     try:
-        return await work
+        return await work(store)
     finally:
         await store.close()
 
@@ -174,16 +182,20 @@ def _run_cluster(
     always_on = [r for r in records if r.spec.always_on]
     print(f"herd: starting engines for {', '.join(r.name for r in always_on) or 'no always-on model'}", flush=True)
     hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
+    # Signs every event frame between workers and routers (workers/channel.py); lives as long as the cluster.
+    channel_secret = secrets.token_bytes(32)
     manager: Any = (
         ray.remote(num_cpus=0, max_restarts=-1)(ModelManager)
         .options(name=MANAGER_NAME)
-        .remote(settings, config, redis_url, hub)
+        .remote(settings, config, redis_url, hub, channel_secret)
     )
     # The vector actor owns Qdrant's local-mode directory; with a Qdrant server there is none.
     vectors = None if settings.qdrant_url else start_actor(settings.data_dir)
     ray.get(manager.start.remote())
     ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
-    ray_serve.run(bind_router(settings, redis_url, manager, hub, vectors), name="herd", route_prefix=None)
+    ray_serve.run(
+        bind_router(settings, redis_url, manager, hub, channel_secret, vectors), name="herd", route_prefix=None
+    )
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
         " (Ollama API under /api, OpenAI API under /v1)",

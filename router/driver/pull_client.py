@@ -15,8 +15,12 @@ BAR_WIDTH = 30
 def pull_command(model: str, source: str | None, host: str | None, out: TextIO = sys.stderr) -> int:
     base = _base_url(host or os.environ.get("OLLAMA_HOST") or "127.0.0.1:11434")
     body: dict[str, Any] = {"model": model, "stream": True} | ({"source": source} if source else {})
+    # An admin key when auth is on; OLLAMA_API_KEY as the ollama CLI and Python client send it.
+    key = os.environ.get("HERD_API_KEY") or os.environ.get("OLLAMA_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    timeout = httpx.Timeout(30, read=None)
     try:
-        with httpx.stream("POST", f"{base}/api/pull", json=body, timeout=httpx.Timeout(30, read=None)) as response:
+        with httpx.stream("POST", f"{base}/api/pull", json=body, headers=headers, timeout=timeout) as response:
             if response.status_code != 200:
                 response.read()
                 print(f"Error: {_error_text(response.text)}", file=out)

@@ -34,8 +34,11 @@ log = logging.getLogger("herd.lifecycle")
 class ModelManager:
     """Starts and stops worker applications; every method is safe to call from any router replica."""
 
-    def __init__(self, settings: Settings, config: ClusterConfig, redis_url: str, hub: Any | None) -> None:
+    def __init__(
+        self, settings: Settings, config: ClusterConfig, redis_url: str, hub: Any | None, channel_secret: bytes
+    ) -> None:
         self._settings = settings
+        self._channel_secret = channel_secret  # workers sign their event frames with it
         self._store = CatalogStore.from_url(redis_url)
         self._hub = hub
         self._loading: dict[str, asyncio.Task[None]] = {}
@@ -65,7 +68,9 @@ class ModelManager:
     async def _load(self, record: ModelRecord) -> None:
         started = time.monotonic()
         logs = self._settings.serve_logging()
-        app = worker_deployment(record.spec, record.deployment_id, logs).bind(record.spec, record.model_path, self._hub)
+        app = worker_deployment(record.spec, record.deployment_id, logs).bind(
+            record.spec, record.model_path, self._hub, self._channel_secret
+        )
         # serve.run blocks until the application is RUNNING (or raises if it cannot start).
         await asyncio.to_thread(serve.run, app, name=record.deployment_id, route_prefix=None)
         loaded = LoadedModel(

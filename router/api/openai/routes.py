@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router import ids
 from router.api import frames
+from router.api.access import usage_of, visible
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.openai import encode as openai_encode
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -37,9 +39,10 @@ SSE = "text/event-stream"
 
 
 class OpenAIApi:
-    def __init__(self, catalog: Catalog, generations: Generations) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
+        self._caps = caps
 
     async def chat_completions(self, request: Request) -> Response:
         started = now_ns()
@@ -50,10 +53,13 @@ class OpenAIApi:
         record = await resolve_model(self._catalog, request, req.model)
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
-        sampling = _with_tools(_sampling(req, req.max_completion_tokens, _chat_logprobs(req)), tools)
+        sampling = _sampling(req, req.max_completion_tokens, _chat_logprobs(req))
+        sampling = _with_tools(self._caps.sampling(sampling, "max_tokens"), tools)
         messages = record.chat_messages(_messages(req.messages))
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
-        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        streams = await self._generations.open_choices(
+            record, greq, self._caps.choices(req.n), "openai", started, usage_of(request)
+        )
         readers = [tools.reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("chatcmpl-"), int(time.time())
         if req.stream:
@@ -80,8 +86,11 @@ class OpenAIApi:
         if req.echo:
             raise BadRequest("'echo' is not supported", param="echo")
         prompt, prefix = _completion_prompt(req.prompt)
-        greq = GenerationRequest(new_request_id(), prompt, _sampling(req, None, req.logprobs), prefix_token_ids=prefix)
-        streams = await self._generations.open_choices(record, greq, _n(req.n), "openai", started)
+        sampling = self._caps.sampling(_sampling(req, None, req.logprobs), "max_tokens")
+        greq = GenerationRequest(new_request_id(), prompt, sampling, prefix_token_ids=prefix)
+        streams = await self._generations.open_choices(
+            record, greq, self._caps.choices(req.n), "openai", started, usage_of(request)
+        )
         readers = [Reader(openai_call_id) for _ in streams]
         rid, created = ids.openai_id("cmpl-"), int(time.time())
         if req.stream:
@@ -101,11 +110,14 @@ class OpenAIApi:
         return _json_body(openai_encode.text_completion(rid, created, req.model, choices, *_usage(answers)), streams)
 
     async def models(self, request: Request) -> Response:
-        body: wire.ModelList = {"object": "list", "data": [_model(r) for r in await self._catalog.records()]}
+        body: wire.ModelList = {
+            "object": "list",
+            "data": [_model(r) for r in visible(request, await self._catalog.records())],
+        }
         return JSONResponse(body)
 
     async def model(self, request: Request) -> Response:
-        return JSONResponse(_model(await self._catalog.resolve(request.path_params["model"])))
+        return JSONResponse(_model(await resolve_model(self._catalog, request, request.path_params["model"])))
 
 
 def _json_body(body: wire.ChatCompletion | wire.TextCompletion, streams: Sequence[EventStream]) -> JSONResponse:
@@ -157,10 +169,6 @@ def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
             raise BadRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
         return None
     return req.top_logprobs or 0
-
-
-def _n(n: int | None) -> int:
-    return 1 if n is None else n
 
 
 def _include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:

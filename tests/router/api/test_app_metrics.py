@@ -30,7 +30,7 @@ def test_requests_are_counted_with_route_templates(redis_url: str) -> None:
         return metrics.registry.get_sample_value("herd_requests_total", labels)
 
     assert count("", "ollama", "/api/tags", "200") == 1
-    assert count("", "openai", "/v1/models/{model:path}", "200") == 1
+    assert count("m:1", "openai", "/v1/models/{model:path}", "200") == 1
     assert count("", "ollama", "/api/chat", "404") == 1
     assert count("", "openai", "/v1/chat/completions", "400") == 1
     assert count("", "other", "unmatched", "404") == 1

@@ -13,7 +13,7 @@ from router.settings import Settings
 def test_router_replicas_are_pinned_to_the_node_that_runs_herd_serve(tmp_path: Path) -> None:
     # On a multi-node cluster (Akash's `--nodes K`) Serve would otherwise spread them onto workers,
     # whose ports the ingress does not reach. Building the application starts no Ray.
-    app = bind_router(Settings(data_dir=tmp_path, router_replicas=3), "redis://127.0.0.1:1", None, None)
+    app = bind_router(Settings(data_dir=tmp_path, router_replicas=3), "redis://127.0.0.1:1", None, None, b"secret")
     deployment = app._bound_deployment
     here = f"node:{ray.util.get_node_ip_address()}"  # type: ignore[no-untyped-call]
     assert deployment.ray_actor_options == {"resources": {here: 0.001}, "num_cpus": 1}

@@ -24,7 +24,7 @@ from router.errors import (
     TimedOut,
 )
 from router.timing import now_ns
-from tests.support import FakeWorker, LocalHandles, collect, open_streams, record, seed
+from tests.support import CHANNEL_SECRET, FakeWorker, LocalHandles, collect, open_streams, record, seed
 from workers.events import Delta, Final, GenerationRequest, InvalidRequest, PromptTooLong, Sampling, TextPrompt
 
 
@@ -67,7 +67,7 @@ def make_generations(redis_url: str) -> MakeGenerations:
     async def make(
         worker: FakeWorker, metrics: RouterMetrics, timeout_s: float = 600.0
     ) -> tuple[Generations, EventInbox]:
-        inbox = EventInbox()
+        inbox = EventInbox(CHANNEL_SECRET)
         await inbox.start("127.0.0.1")
         leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
         # Warm up as a running router is: the process's first Redis pipeline takes ~50 ms.
