@@ -33,6 +33,16 @@ POOL_SIZE = 32
 POOL_WAIT_S = 10.0
 
 
+def connect(url: str, max_connections: int = POOL_SIZE) -> Redis:
+    """A client whose requests beyond `max_connections` wait for a free connection (up to
+    POOL_WAIT_S, then a RedisError the app answers with 503): load queues, it never fails.
+    Every Redis client of a router replica is made here."""
+    pool = BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=max_connections, timeout=POOL_WAIT_S
+    )
+    return Redis(connection_pool=pool)
+
+
 class CatalogStore:
     def __init__(self, redis: Redis) -> None:
         # redis-py's async stubs type replies as `Awaitable[...] | ...` unions; Any keeps this readable.
@@ -40,12 +50,7 @@ class CatalogStore:
 
     @classmethod
     def from_url(cls, url: str, max_connections: int = POOL_SIZE) -> CatalogStore:
-        """A store whose requests beyond `max_connections` wait for a free connection (up to
-        POOL_WAIT_S, then a RedisError the app answers with 503): load queues, it never fails."""
-        pool = BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=POOL_WAIT_S
-        )
-        return cls(Redis(connection_pool=pool))
+        return cls(connect(url, max_connections))
 
     @property
     def redis(self) -> Any:

@@ -9,6 +9,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from router.catalog.store import connect
+
 BOUND = "herd:rag:bound"
 
 
@@ -18,7 +20,7 @@ class Bindings:
 
     @classmethod
     def from_url(cls, url: str) -> Bindings:
-        return cls(Redis.from_url(url, decode_responses=True))
+        return cls(connect(url))
 
     async def bind(self, model: str, collection: str) -> None:
         await self._redis.hset(BOUND, model, collection)

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from router.catalog.store import connect
 from router.errors import BadRequest, NotFound, PayloadTooLarge
 
 PREFIX = "herd:rag:file:"
@@ -55,7 +56,7 @@ class FileStore:
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:
-        return cls(Redis.from_url(url, decode_responses=True))
+        return cls(connect(url))
 
     async def put(self, filename: str, text: str, size: int) -> StoredFile:
         stored = StoredFile(f"file_{uuid.uuid4()}", filename, size, int(time.time()), text)
