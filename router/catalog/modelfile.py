@@ -304,7 +304,8 @@ def _text(what: str, value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise BadRequest(f"{what} must be a string", param="messages" if what.startswith("message") else what)
-    return value
+    # Line ends as a Modelfile has them (see parse_modelfile), so /api/show's text reads back equal.
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _texts(mf: Modelfile) -> Iterator[tuple[str, str]]:
