@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 def _within(low: int, high: int) -> Any:
     def check(value: int | None) -> int | None:
         if value is not None and not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
+            raise ValueError(f"must be between {low} and {high}")  # Ollama's own text
         return value
 
     return AfterValidator(check)

@@ -63,12 +63,12 @@ def test_text_content() -> None:
 @pytest.mark.parametrize(
     ("model", "body", "message"),
     [
-        (ChatCompletionRequest, {"n": 0}, "n must be between 1 and 128, got 0"),
-        (ChatCompletionRequest, {"n": 129}, "n must be between 1 and 128, got 129"),
-        (ChatCompletionRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20, got 21"),
-        (CompletionRequest, {"logprobs": -1}, "logprobs must be between 0 and 20, got -1"),
-        (ollama.ChatRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20, got 21"),
-        (ollama.GenerateRequest, {"top_logprobs": -1}, "top_logprobs must be between 0 and 20, got -1"),
+        (ChatCompletionRequest, {"n": 0}, "n must be between 1 and 128"),
+        (ChatCompletionRequest, {"n": 129}, "n must be between 1 and 128"),
+        (ChatCompletionRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20"),
+        (CompletionRequest, {"logprobs": -1}, "logprobs must be between 0 and 20"),
+        (ollama.ChatRequest, {"top_logprobs": 21}, "top_logprobs must be between 0 and 20"),
+        (ollama.GenerateRequest, {"top_logprobs": -1}, "top_logprobs must be between 0 and 20"),
     ],
 )
 def test_shared_ranges_are_checked_once_in_the_models(
