@@ -65,7 +65,14 @@ class Gate:
             return True
         now = time.monotonic()
         if now - self._counted_at > KEY_COUNT_TTL_S:
-            self._count, self._counted_at = await self._keys.count(), now
+            try:
+                self._count, self._counted_at = await self._keys.count(), now
+            except RedisError:
+                if self._counted_at == -math.inf:
+                    raise
+                # Redis is down: auth stays as it last was. Off, the cached catalog keeps serving;
+                # on, keys cannot be checked and `admit` fails closed (a 503).
+                log.warning("Redis unavailable; auth stays %s", "on" if self._count else "off")
         return self._count > 0
 
     async def admit(self, secret: str | None, path: str) -> Admitted:

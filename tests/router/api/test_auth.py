@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import RedisError
 from starlette.testclient import TestClient
 
+from router.api.auth import KEY_COUNT_TTL_S, Gate
 from router.catalog.keys import KeyStore, new_key
 from router.catalog.store import CatalogStore
+from router.driver.redis_server import EmbeddedRedis
 from router.settings import Settings
 from tests.support import FakeWorker, app, record, seed, serving
 from workers.events import Delta, Final
@@ -148,3 +152,25 @@ def test_auto_mode_is_open_until_a_key_exists(redis_url: str) -> None:
         make(redis_url, "app")
         time.sleep(1.1)  # "are there keys" is cached for a second
         assert client.get("/api/tags").status_code == 401
+
+
+def test_through_a_redis_outage_auth_stays_as_it_last_was(tmp_path: Path) -> None:
+    """Off (no keys): the router keeps serving from its cached catalog. On: keys cannot be checked,
+    so requests fail closed."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+
+    async def run() -> None:
+        store = CatalogStore.from_url(url)
+        gate = Gate.for_store(store, "auto", "127.0.0.1")
+        assert await gate.auth_on() is False
+        server.stop()
+        await asyncio.sleep(KEY_COUNT_TTL_S + 0.1)
+        assert await gate.auth_on() is False  # last known: no keys, no RedisError
+        with pytest.raises(RedisError):
+            await Gate.for_store(CatalogStore.from_url(url), "auto", "127.0.0.1").auth_on()  # nothing known
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
