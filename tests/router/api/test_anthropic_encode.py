@@ -179,5 +179,5 @@ def test_a_failure_after_the_first_byte_is_one_error_event() -> None:
     assert name == "event: error"
     assert json.loads(data[len("data: ") :]) == {
         "type": "error",
-        "error": {"type": "api_error", "message": "the model's engine failed: EngineCore died"},
+        "error": {"type": "api_error", "message": "the model's engine failed: RuntimeError"},
     }

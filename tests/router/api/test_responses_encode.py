@@ -227,7 +227,7 @@ def test_a_failure_after_the_first_byte_is_one_error_event_and_nothing_is_stored
     store = _Store()
     frames = _frames([Delta("Hel", 1)], _dies, store)
     assert b"Hel" in frames[1] and frames[-1].startswith(b"event: error\n")
-    assert json.loads(frames[-1].split(b"data: ")[1])["message"] == "the model's engine failed: EngineCore died"
+    assert json.loads(frames[-1].split(b"data: ")[1])["message"] == "the model's engine failed: RuntimeError"
     assert store.puts == []
 
 
