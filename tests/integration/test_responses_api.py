@@ -18,7 +18,7 @@ import jsonschema
 import openai
 import pytest
 
-from router.config import chat_only_yaml
+from bench.configs import chat_only_yaml
 from tests.integration.conftest import MODEL, start_herd
 
 pytestmark = pytest.mark.integration
