@@ -146,3 +146,21 @@ def test_client_raises_typed_errors(client: anthropic.Anthropic) -> None:
     image: Any = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}}]
     with pytest.raises(anthropic.BadRequestError, match="image"):
         client.messages.create(model=MODEL, max_tokens=4, messages=[{"role": "user", "content": image}])
+
+
+def test_raw_stream_of_a_tool_call(http: httpx.Client) -> None:
+    body = {"model": MODEL, "max_tokens": 60, "messages": ASK, "tools": [WEATHER], "stream": True,
+            "tool_choice": {"type": "tool", "name": "get_weather"}}  # fmt: skip
+    with http.stream("POST", "/v1/messages", json=body) as r:
+        raw = r.read().decode()
+    print(raw)  # the event sequence the README and the issue show (pytest -rP)
+    events = [(f.split("\n")[0][7:], json.loads(f.split("\n")[1][6:])) for f in raw.split("\n\n")[:-1]]
+    names = [name for name, _ in events]
+    deltas = names[3:-3]
+    assert names[:3] == ["message_start", "ping", "content_block_start"] and deltas
+    assert set(deltas) == {"content_block_delta"}
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert events[2][1]["content_block"]["type"] == "tool_use" and events[2][1]["content_block"]["input"] == {}
+    arguments = "".join(e["delta"]["partial_json"] for name, e in events if name == "content_block_delta")
+    jsonschema.validate(json.loads(arguments), WEATHER["input_schema"])
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"

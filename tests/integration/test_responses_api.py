@@ -204,3 +204,19 @@ def test_chain_across_router_replicas_and_a_restart(tmp_path: Path, tokenizer: A
                                                          {"role": "assistant", "content": a})]  # fmt: skip
     expected = _prompt_tokens(tokenizer, [*turns, {"role": "user", "content": "Again."}])
     assert after.usage is not None and after.usage.input_tokens == expected
+
+
+def test_raw_stream_of_a_function_call(http: httpx.Client) -> None:
+    body = {"model": MODEL, "input": ASK, "tools": [WEATHER], "stream": True, "max_output_tokens": 60,
+            "tool_choice": {"type": "function", "name": "get_weather"}}  # fmt: skip
+    with http.stream("POST", "/v1/responses", json=body) as r:
+        raw = r.read().decode()
+    print(raw)  # the event sequence the README and the issue show (pytest -rP)
+    events = [(f.split("\n")[0][7:], json.loads(f.split("\n")[1][6:])) for f in raw.split("\n\n")[:-1]]
+    names = [name for name, _ in events]
+    assert names[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert set(names[3:-3]) == {"response.function_call_arguments.delta"}
+    assert names[-3:] == ["response.function_call_arguments.done", "response.output_item.done", "response.completed"]
+    deltas = "".join(e["delta"] for name, e in events if name == "response.function_call_arguments.delta")
+    assert deltas == events[-3][1]["arguments"] == events[-1][1]["response"]["output"][0]["arguments"]
+    jsonschema.validate(json.loads(deltas), WEATHER["parameters"])
