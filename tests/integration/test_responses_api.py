@@ -100,7 +100,8 @@ def test_raw_stream_frames(http: httpx.Client) -> None:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("choice", [{"type": "function", "name": "get_weather"}, "required"], ids=["named", "required"])
 def test_function_call_round_trip(client: openai.OpenAI, choice: Any, stream: bool, tokenizer: Any) -> None:
-    kwargs: Any = {"model": MODEL, "input": ASK, "tools": [WEATHER], "tool_choice": choice, "max_output_tokens": 60}
+    kwargs: Any = {"model": MODEL, "input": ASK, "tools": [WEATHER], "tool_choice": choice, "max_output_tokens": 80,
+                   "parallel_tool_calls": False}  # fmt: skip
     if stream:
         events = list(client.responses.create(**kwargs, stream=True))
         assert "response.function_call_arguments.delta" in [e.type for e in events]
