@@ -113,7 +113,10 @@ def test_function_call_round_trip(client: openai.OpenAI, choice: Any, stream: bo
     arguments = json.loads(call.arguments)
     jsonschema.validate(arguments, WEATHER["parameters"])
     output: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees"}]
-    answer = client.responses.create(model=MODEL, previous_response_id=first.id, input=output, max_output_tokens=8)
+    # Tools travel with every request (as Codex sends them); the stored turns come from Redis.
+    answer = client.responses.create(
+        model=MODEL, previous_response_id=first.id, input=output, tools=[WEATHER], max_output_tokens=8
+    )
     assert answer.previous_response_id == first.id and answer.status in ("completed", "incomplete")
     assert answer.usage is not None and answer.usage.input_tokens > first.usage.input_tokens  # type: ignore[union-attr]
 
