@@ -1,5 +1,6 @@
-"""Anthropic Messages wire models (requests), ordered as in Anthropic's API reference
-(https://docs.anthropic.com/en/api/messages); unknown fields are ignored.
+"""Anthropic Messages wire models: requests (pydantic, ordered as in Anthropic's API reference,
+https://docs.anthropic.com/en/api/messages; unknown fields are ignored), then the message,
+its blocks and errors (TypedDicts the encoder fills).
 
 Content blocks keep every type the API has, so the handler can refuse what Herd does not serve
 (images, documents, thinking, server tools) with a clear 400 rather than a validation error.
@@ -7,7 +8,7 @@ Content blocks keep every type the API has, so the handler can refuse what Herd 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,3 +74,58 @@ class MessagesRequest(CountTokensRequest):
     # Accepted and ignored: routing and billing hints of Anthropic's own service.
     service_tier: str | None = None
     container: Any = None
+
+
+# The message, its blocks and errors: TypedDicts, so the encoder builds plain dicts while mypy
+# checks every key. Names follow the anthropic package's types; fields Herd never sends
+# (container, cache and server-tool usage, citations) are left out.
+
+
+class Usage(TypedDict):
+    input_tokens: int
+    output_tokens: int
+
+
+class TextBlock(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class ToolUseBlock(TypedDict):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+ContentBlock = TextBlock | ToolUseBlock
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
+
+
+class Message(TypedDict):
+    """The non-streamed answer, and (empty, no stop reason yet) the one `message_start` carries."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[ContentBlock]
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+    usage: Usage
+
+
+class ErrorObject(TypedDict):
+    type: str  # invalid_request_error, not_found_error, overloaded_error, timeout_error, api_error
+    message: str
+
+
+class ErrorResponse(TypedDict):
+    """Every error body, and the in-band `event: error` data after the first byte."""
+
+    type: Literal["error"]
+    error: ErrorObject
+
+
+class TokenCount(TypedDict):
+    input_tokens: int

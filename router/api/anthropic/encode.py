@@ -16,14 +16,15 @@ from typing import Any
 from router.api.frames import typed_sse
 from router.convert.tools import CallArgs, CallStart, Piece, Text, ToolCall, arguments_object
 from router.errors import HerdError
+from router.protocol import anthropic as wire
 from workers.events import Final
 
 
-def event(name: str, obj: dict[str, Any]) -> bytes:
+def event(name: str, obj: Any) -> bytes:
     return typed_sse(name, obj)
 
 
-def error_body(err: HerdError) -> dict[str, Any]:
+def error_body(err: HerdError) -> wire.ErrorResponse:
     return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
 
 
@@ -31,7 +32,7 @@ def error_event(err: HerdError) -> bytes:
     return event("error", error_body(err))
 
 
-def stop_reason(final: Final, calls: int) -> str:
+def stop_reason(final: Final, calls: int) -> wire.StopReason:
     if calls:
         return "tool_use"
     if final.finish_reason == "length":
@@ -39,17 +40,23 @@ def stop_reason(final: Final, calls: int) -> str:
     return "end_turn" if final.stop_sequence is None else "stop_sequence"
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+def usage(input_tokens: int, output_tokens: int) -> wire.Usage:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 
-def content_blocks(text: str, calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+def content_blocks(text: str, calls: Sequence[ToolCall]) -> list[wire.ContentBlock]:
     """A whole answer's blocks: its text (dropped when it is only whitespace around calls), then its calls."""
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text and (text.strip() or not calls) else []
-    return blocks + [{"type": "tool_use", "id": c.id, "name": c.name, "input": arguments_object(c)} for c in calls]
+    blocks: list[wire.ContentBlock] = (
+        [wire.TextBlock(type="text", text=text)] if text and (text.strip() or not calls) else []
+    )
+    return blocks + [_tool_use(c.id, c.name, arguments_object(c)) for c in calls]
 
 
-def message(id: str, model: str, content: list[dict[str, Any]], final: Final, calls: int) -> dict[str, Any]:
+def _tool_use(id: str, name: str, input: dict[str, Any]) -> wire.ToolUseBlock:
+    return {"type": "tool_use", "id": id, "name": name, "input": input}
+
+
+def message(id: str, model: str, content: list[wire.ContentBlock], final: Final, calls: int) -> wire.Message:
     """The non-streamed `message` object."""
     reason = stop_reason(final, calls)
     return {
@@ -75,7 +82,7 @@ class MessageStream:
         self.calls = 0
 
     def start(self) -> bytes:
-        head: dict[str, Any] = {
+        head: wire.Message = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -98,16 +105,15 @@ class MessageStream:
 
     def _piece(self, piece: Piece) -> bytes:
         if isinstance(piece, Text):
-            opened = b"" if self._open == "text" else self._begin("text", {"type": "text", "text": ""})
+            opened = b"" if self._open == "text" else self._begin("text", wire.TextBlock(type="text", text=""))
             return opened + self._delta({"type": "text_delta", "text": piece.text})
         if isinstance(piece, CallStart):
             self.calls += 1
-            block = {"type": "tool_use", "id": piece.id, "name": piece.name, "input": {}}
-            return self._begin("tool_use", block)
+            return self._begin("tool_use", _tool_use(piece.id, piece.name, {}))
         assert isinstance(piece, CallArgs)
         return self._delta({"type": "input_json_delta", "partial_json": piece.arguments})
 
-    def _begin(self, kind: str, block: dict[str, Any]) -> bytes:
+    def _begin(self, kind: str, block: wire.ContentBlock) -> bytes:
         closed = self._close()
         self._index, self._open = self._index + 1, kind
         start = {"type": "content_block_start", "index": self._index, "content_block": block}

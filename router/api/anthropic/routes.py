@@ -26,6 +26,7 @@ from router.dispatch.choices import collect, steps
 from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest
 from router.ids import new_request_id, openai_id
+from router.protocol import anthropic as wire
 from router.protocol.anthropic import Block, CountTokensRequest, MessageParam, MessagesRequest
 from router.timing import now_ns
 from workers.events import ChatPrompt, GenerationRequest
@@ -72,7 +73,8 @@ class AnthropicApi:
         record = await resolve_model(self._catalog, request, req.model)
         record.require_generation(req.model, "chat")
         greq = GenerationRequest(new_request_id(), chat_prompt(req, record, tool_plan(req)))
-        return JSONResponse({"input_tokens": await self._generations.count_tokens(record, greq)})
+        counted: wire.TokenCount = {"input_tokens": await self._generations.count_tokens(record, greq)}
+        return JSONResponse(counted)
 
 
 def tool_plan(req: CountTokensRequest) -> ToolPlan:

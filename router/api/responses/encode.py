@@ -19,6 +19,7 @@ from typing import Any
 from router.api.frames import typed_sse
 from router.convert.tools import CallArgs, CallStart, Piece, Text, ToolCall
 from router.errors import HerdError
+from router.protocol import responses as wire
 from workers.events import Final
 
 
@@ -41,8 +42,10 @@ class Head:
     top_p: float = 1.0
     metadata: dict[str, str] = field(default_factory=dict)
 
-    def body(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> dict[str, Any]:
-        incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
+    def body(
+        self, status: wire.Status, output: list[wire.OutputItem], usage: wire.Usage | None = None
+    ) -> wire.Response:
+        incomplete: wire.IncompleteDetails | None = {"reason": "max_output_tokens"} if status == "incomplete" else None
         return {
             "id": self.id,
             "object": "response",
@@ -69,15 +72,15 @@ class Head:
             "metadata": self.metadata,
         }
 
-    def final_body(self, output: list[dict[str, Any]], final: Final) -> dict[str, Any]:
-        status = "incomplete" if final.finish_reason == "length" else "completed"
+    def final_body(self, output: list[wire.OutputItem], final: Final) -> wire.Response:
+        status: wire.Status = "incomplete" if final.finish_reason == "length" else "completed"
         return self.body(status, output, usage(final.prompt_tokens, final.output_tokens))
 
     def message_id(self, output_index: int) -> str:
         return f"msg_{self.id.removeprefix('resp_')}_{output_index}"
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage(input_tokens: int, output_tokens: int) -> wire.Usage:
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0},
@@ -87,29 +90,31 @@ def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def text_part(text: str) -> dict[str, Any]:
+def text_part(text: str) -> wire.OutputText:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
-def message_item(id: str, text: str | None, status: str = "completed") -> dict[str, Any]:
+def message_item(id: str, text: str | None, status: wire.Status = "completed") -> wire.MessageItem:
     """A message output item; `text` None while it is still empty (just added)."""
     content = [] if text is None else [text_part(text)]
     return {"id": id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def call_item(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+def call_item(call_id: str, name: str, arguments: str, status: wire.Status = "completed") -> wire.FunctionCallItem:
     item_id = "fc_" + call_id.removeprefix("call_")
     return {"id": item_id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id,
             "name": name}  # fmt: skip
 
 
-def output_items(head: Head, text: str, calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+def output_items(head: Head, text: str, calls: Sequence[ToolCall]) -> list[wire.OutputItem]:
     """A whole answer's output: its message (dropped when it is only whitespace around calls), then its calls."""
-    items = [message_item(head.message_id(0), text)] if text and (text.strip() or not calls) else []
+    items: list[wire.OutputItem] = (
+        [message_item(head.message_id(0), text)] if text and (text.strip() or not calls) else []
+    )
     return items + [call_item(c.id, c.name, c.arguments) for c in calls]
 
 
-def error_fields(err: HerdError) -> dict[str, Any]:
+def error_fields(err: HerdError) -> wire.ErrorEvent:
     return {"code": err.openai_code or err.openai_type, "message": err.openai_message(), "param": err.param}
 
 
@@ -122,10 +127,10 @@ class ResponseStream:
     def __init__(self, head: Head) -> None:
         self._head = head
         self._seq = 0
-        self.output: list[dict[str, Any]] = []
-        self._open: dict[str, Any] | None = None  # the item being written
+        self.output: list[wire.OutputItem] = []
+        self._open: wire.OutputItem | None = None  # the item being written
         self._parts: list[str] = []  # its text or argument fragments
-        self.response: dict[str, Any] = {}  # the finished response, once `finish` ran
+        self.response: wire.Response | None = None  # the finished response, once `finish` ran
 
     def start(self) -> bytes:
         body = self._head.body("in_progress", [])
@@ -164,7 +169,7 @@ class ResponseStream:
         assert self._open is not None
         return {"item_id": self._open["id"], "output_index": len(self.output), "content_index": 0}
 
-    def _begin(self, item: dict[str, Any]) -> bytes:
+    def _begin(self, item: wire.OutputItem) -> bytes:
         closed = self._close()
         self._open, self._parts = item, []
         added = self._event("response.output_item.added", output_index=len(self.output), item=item)
@@ -177,6 +182,7 @@ class ResponseStream:
         if item is None:
             return b""
         where, whole = self._where(), "".join(self._parts)
+        done: wire.OutputItem
         if item["type"] == "message":
             done = message_item(item["id"], whole)
             frames = self._event("response.output_text.done", **where, text=whole, logprobs=[])

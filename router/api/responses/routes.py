@@ -30,6 +30,7 @@ from router.dispatch.choices import collect, steps
 from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest, UnknownResponse
 from router.ids import new_request_id, openai_call_id, openai_id
+from router.protocol import responses as wire
 from router.protocol.responses import ResponsesRequest
 from router.timing import now_ns
 from workers.events import ChatPrompt, GenerationRequest, Sampling
@@ -74,7 +75,8 @@ class ResponsesApi:
         response_id = request.path_params["response_id"]
         if not await self._store.delete(response_id):
             raise UnknownResponse(f"Response with id '{response_id}' not found.")
-        return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+        deleted: wire.Deleted = {"id": response_id, "object": "response.deleted", "deleted": True}
+        return JSONResponse(deleted)
 
     async def _stored(self, response_id: str, param: str | None = None) -> Stored:
         stored = await self._store.get(response_id)
@@ -101,7 +103,7 @@ class ResponsesApi:
                 frames = out.pieces(step.pieces)
                 if step.final is not None:
                     end = out.finish(step.final)
-                    if store:  # before the client sees it finish: a follow-up may come at once
+                    if store and out.response is not None:  # stored before the client sees it finish
                         await self._store.put(out.response, [*conversation, assistant_message(out.output)])
                     frames += end
                 if frames:
@@ -227,14 +229,17 @@ def _content(content: Any) -> str:
     return "".join(texts)
 
 
-def assistant_message(output: list[dict[str, Any]]) -> dict[str, Any]:
+def assistant_message(output: list[wire.OutputItem]) -> dict[str, Any]:
     """A response's output as the assistant turn a follow-up continues from (arguments as objects)."""
-    text = "".join(p["text"] for item in output if item["type"] == "message" for p in item["content"])
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    calls = [ToolCall(i["call_id"], i["name"], i["arguments"]) for i in output if i["type"] == "function_call"]
-    if calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_object(c)}}
-            for c in calls
-        ]
-    return message
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in output:
+        if item["type"] == "message":
+            texts += [part["text"] for part in item["content"]]
+        else:
+            arguments = arguments_object(ToolCall(item["call_id"], item["name"], item["arguments"]))
+            calls.append(
+                {"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}}
+            )
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+    return message | {"tool_calls": calls} if calls else message

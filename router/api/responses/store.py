@@ -13,12 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from router.protocol.responses import Response
+
 PREFIX = "herd:responses:"
 
 
 @dataclass(frozen=True)
 class Stored:
-    response: dict[str, Any]
+    response: Response
     conversation: list[dict[str, Any]]
 
 
@@ -28,7 +30,7 @@ class ResponseStore:
         self._redis = redis
         self._ttl_s = ttl_s
 
-    async def put(self, response: dict[str, Any], conversation: list[dict[str, Any]]) -> None:
+    async def put(self, response: Response, conversation: list[dict[str, Any]]) -> None:
         value = json.dumps({"response": response, "conversation": conversation})
         await self._redis.set(PREFIX + response["id"], value, ex=self._ttl_s)
 
