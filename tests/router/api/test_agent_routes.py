@@ -11,15 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from router.api.app import create_app
-from router.catalog.catalog import Catalog
-from router.catalog.store import CatalogStore
-from router.dispatch.generation import Generations
-from router.dispatch.inbox import EventInbox
-from router.dispatch.leases import Leases
-from router.dispatch.metrics import ClusterMetrics, RouterMetrics
-from router.settings import Settings
-from tests.support import FakeWorker, LocalHandles, record, seed
+from tests.support import FakeWorker, app, record, seed, serving
 from workers.events import ChatPrompt, Delta, Final
 
 Client = Callable[[FakeWorker], TestClient]
@@ -30,15 +22,7 @@ FUNCTION = {"type": "function", "name": "f", "parameters": TOOL["input_schema"]}
 
 def _client(redis_url: str, worker: FakeWorker, stack: ExitStack) -> TestClient:
     """An app whose worker double streams over a started event inbox, as a router replica's does."""
-    metrics, inbox = RouterMetrics(), EventInbox()
-    leases = Leases(CatalogStore.from_url(redis_url), None, "test-router")
-    generations = Generations(LocalHandles({"chat--1": worker}), metrics, inbox, leases)
-    catalog = Catalog(CatalogStore.from_url(redis_url))
-    app = create_app(Settings(), catalog, generations, ClusterMetrics(metrics, None, "t"))
-    client = stack.enter_context(TestClient(app))
-    client.portal.call(inbox.start, "127.0.0.1")  # type: ignore[union-attr]
-    stack.callback(inbox.close)
-    return client
+    return serving(stack.enter_context(TestClient(app(redis_url, {"chat--1": worker}))))
 
 
 @pytest.fixture
