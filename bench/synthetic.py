@@ -56,6 +56,9 @@ class SyntheticTokenSource:
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         raise InvalidRequest("the synthetic token source does not embed")
 
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        raise InvalidRequest("the synthetic token source does not tokenize")
+
     async def ping(self) -> bool:
         return True
 

@@ -1,9 +1,9 @@
 """One exception hierarchy for every error a client can see.
 
-Each error knows its HTTP status, the text Ollama would send and the type/code OpenAI would
-send. Rendering happens in exactly two places per protocol: before the first byte (a real
-status, `router.api.app.Errors.render`) and after it (an in-band NDJSON line or SSE frame, each
-protocol's `encode` module).
+Each error knows its HTTP status, the text Ollama would send, the type/code OpenAI would send and
+the type Anthropic would send. Rendering happens in exactly two places per protocol: before the
+first byte (a real status, `router.api.app.Errors.render`) and after it (an in-band NDJSON line,
+SSE frame or event, each protocol's `encode` module).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ class HerdError(Exception):
     status: int = 500
     openai_type: str = "api_error"
     openai_code: str | None = None
+    anthropic_type: str = "api_error"
 
     def __init__(
         self,
@@ -49,6 +50,7 @@ def _restore(cls: type[HerdError], args: tuple[Any, ...], state: dict[str, Any])
 class BadRequest(HerdError):
     status = 400
     openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
 
 
 class ContextLengthExceeded(BadRequest):
@@ -91,6 +93,7 @@ class ModelNotFound(HerdError):
     status = 404
     openai_type = "invalid_request_error"
     openai_code = "model_not_found"
+    anthropic_type = "not_found_error"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"model '{name}' not found", param="model")
@@ -103,6 +106,13 @@ class ModelNotFound(HerdError):
 class NotFound(HerdError):
     status = 404
     openai_type = "not_found_error"
+    anthropic_type = "not_found_error"
+
+
+class UnknownResponse(NotFound):
+    """A stored response id that does not exist (never stored, deleted, or past its TTL)."""
+
+    openai_type = "invalid_request_error"
 
 
 class HttpStatus(HerdError):
@@ -117,12 +127,14 @@ class HttpStatus(HerdError):
 class MethodNotAllowed(HerdError):
     status = 405
     openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
 
 
 class Overloaded(HerdError):
     status = 503
     openai_type = "api_error"
     openai_code = "overloaded"
+    anthropic_type = "overloaded_error"
 
 
 class StoreUnavailable(HerdError):
@@ -131,6 +143,7 @@ class StoreUnavailable(HerdError):
     status = 503
     openai_type = "api_error"
     openai_code = "store_unavailable"
+    anthropic_type = "overloaded_error"
 
 
 class ShuttingDown(HerdError):
@@ -147,6 +160,7 @@ class TimedOut(HerdError):
     status = 504
     openai_type = "api_error"
     openai_code = "timeout"
+    anthropic_type = "timeout_error"
 
 
 class ReplicaLost(HerdError):
@@ -155,6 +169,7 @@ class ReplicaLost(HerdError):
     status = 503
     openai_type = "api_error"
     openai_code = "replica_lost"
+    anthropic_type = "overloaded_error"
 
 
 class StartupError(HerdError):

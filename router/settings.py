@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         8192, ge=1, description="Largest max_tokens/num_predict a request may ask for; also the default cap."
     )
 
+    responses_ttl_s: int = Field(
+        30 * 24 * 3600, gt=0, description="How long a stored /v1/responses response stays in Redis (OpenAI's 30 days)."
+    )
+
     def serve_logging(self) -> dict[str, Any]:
         """Ray Serve logging for every Herd component; no per-request access lines by default."""
         return {"log_level": self.log_level, "enable_access_log": self.access_log}

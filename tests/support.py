@@ -111,6 +111,11 @@ class FakeWorker:
             raise self.embed_error
         return EmbedResult(tuple((0.6, 0.8) for _ in request.inputs), 3 * len(request.inputs), 1_000)
 
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """A stand-in count: one token per word of every message and tool (the engine uses its tokenizer)."""
+        self.requests.append(request)
+        return sum(len(str(m.get("content", "")).split()) for m in request.messages) + len(request.prompt.tools)  # type: ignore[union-attr]
+
     async def ping(self) -> bool:
         return True
 

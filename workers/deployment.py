@@ -30,7 +30,8 @@ log = logging.getLogger("herd.worker")
 
 
 class ModelWorker:
-    """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`, `stats`."""
+    """Serve-hosted engine. Handle calls: `generate_to` (events go to a router inbox), `embed`,
+    `count_tokens`, `stats`."""
 
     # Async so the engine's output loop binds to the replica's event loop (Ray awaits it).
     async def __init__(  # type: ignore[misc]
@@ -57,6 +58,10 @@ class ModelWorker:
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         return await self._engine.embed(request)
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's token count through the model's own chat template and tokenizer; generates nothing."""
+        return self._engine.count_prompt_tokens(request)
 
     async def stats(self) -> dict[str, Any]:
         return {"unfinished": self._engine.num_unfinished(), "pid": os.getpid()}

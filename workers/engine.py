@@ -63,6 +63,10 @@ class Engine:
     def tokenize(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """How many tokens the model would see for this prompt (Anthropic's count_tokens), untruncated."""
+        return len(self.prompt_token_ids(request))
+
     def prompt_token_ids(self, request: GenerationRequest) -> list[int]:
         prompt = request.prompt
         if isinstance(prompt, ChatPrompt):
@@ -125,7 +129,8 @@ class Engine:
                 if out.finished:
                     reason: FinishReason = "length" if completion.finish_reason == "length" else "stop"
                     token_ids = (*ids, *output_ids) if request.return_token_ids else None
-                    batch.append(clock.final(reason, len(ids), token_ids))
+                    matched = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+                    batch.append(clock.final(reason, len(ids), token_ids, matched))
                 if batch:
                     yield batch
         except InvalidRequest:
@@ -293,7 +298,9 @@ class _Clock:
             self.first = self.first or self.last
             self.produced += n
 
-    def final(self, reason: FinishReason, prompt_tokens: int, token_ids: tuple[int, ...] | None) -> Final:
+    def final(
+        self, reason: FinishReason, prompt_tokens: int, token_ids: tuple[int, ...] | None, stop: str | None = None
+    ) -> Final:
         end = time.monotonic_ns()
         return Final(
             finish_reason=reason,
@@ -304,4 +311,5 @@ class _Clock:
             eval_ns=max(self.last - self.first, 1) if self.produced else 0,
             worker_ns=max(end - self.started, 1),
             token_ids=token_ids,
+            stop_sequence=stop,
         )

@@ -119,6 +119,8 @@ class Final:
     eval_ns: int
     worker_ns: int
     token_ids: tuple[int, ...] | None = None
+    # The stop string that ended the generation (Anthropic's `stop_sequence`); None for an end token.
+    stop_sequence: str | None = None
 
 
 Event = Delta | Final

@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.api.anthropic import encode as anthropic_encode
+from router.api.anthropic.routes import AnthropicApi
 from router.api.auth import Authenticate, Gate
 from router.api.bounds import BoundedBody, Caps
 from router.api.embed import EmbedApi
@@ -28,6 +30,8 @@ from router.api.openai.routes import OpenAIApi
 from router.api.openapi import openapi_document
 from router.api.rag.routes import RagApi, rag_routes
 from router.api.rag.service import Rag, RagStores
+from router.api.responses.routes import ResponsesApi
+from router.api.responses.store import ResponseStore
 from router.catalog.catalog import Catalog
 from router.dispatch.generation import Generations
 from router.dispatch.handles import ManagerHandle
@@ -97,6 +101,8 @@ def create_app(
         rag = Rag(settings, catalog, generations, rag_stores, Tokenizers(), metrics.own)
         rag_api = RagApi(rag, catalog, openai, ollama)
         openai_chat, ollama_chat, extra = rag_api.openai_chat, rag_api.ollama_chat, rag_routes(rag_api)
+    anthropic = AnthropicApi(catalog, generations)
+    responses = ResponsesApi(catalog, generations, ResponseStore(catalog.store.redis, settings.responses_ttl_s))
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
         Route("/api/version", ollama.version, methods=["GET", "HEAD"]),
@@ -114,6 +120,11 @@ def create_app(
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
         Route("/v1/embeddings", embed.openai_embeddings, methods=["POST"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+        Route("/v1/responses", responses.create, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses.get, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete, methods=["DELETE"]),
         Route("/v1/models", openai.models, methods=["GET", "POST"]),  # LlamaEdge lists with POST
         Route("/v1/models/{model:path}", openai.model, methods=["GET"]),
         Route("/herd/stats", stats, methods=["GET"]),
@@ -189,6 +200,8 @@ class Errors:
         headers = dict(err.headers)
         if err.retry_after is not None:
             headers["Retry-After"] = str(err.retry_after)
+        if api_of(path) == "anthropic":
+            return JSONResponse(anthropic_encode.error_body(err), status_code=err.status, headers=headers)
         if path.startswith("/v1/"):
             return JSONResponse(openai_encode.error(err), status_code=err.status, headers=headers)
         body = ollama_encode.error(err)
@@ -220,4 +233,8 @@ class Errors:
 
 
 def api_of(path: str) -> str:
-    return "openai" if path.startswith("/v1/") else "ollama" if path.startswith("/api/") else "other"
+    """The `api` label of a request path."""
+    for prefix, api in (("/v1/messages", "anthropic"), ("/v1/responses", "responses"), ("/v1/", "openai")):
+        if path.startswith(prefix):
+            return api
+    return "ollama" if path.startswith("/api/") else "other"

@@ -20,6 +20,11 @@ def sse(obj: Any) -> bytes:
     return b"data: " + dumps(obj) + b"\n\n"
 
 
+def typed_sse(name: str, obj: Any) -> bytes:
+    """One SSE frame with its `event:` line (Anthropic's and OpenAI Responses' typed events)."""
+    return b"event: " + name.encode() + b"\n" + sse(obj)
+
+
 def rfc3339_nano(epoch_ns: int) -> str:
     """Go's RFC3339Nano in UTC: trailing zeros of the fraction trimmed, none when whole."""
     seconds, nanos = divmod(epoch_ns, 1_000_000_000)

@@ -7,11 +7,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from router.protocol import llamaedge, ollama, openai
+from router.protocol import anthropic, llamaedge, ollama, openai, responses
 
 NDJSON, SSE, JSON = "application/x-ndjson", "text/event-stream", "application/json"
 
-# path -> (method, summary, request model or None, response media types)
+# path -> (methods, space-separated; summary; request model or None; response media types)
 OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] = {
     "/": ("get", "Liveness text, as Ollama answers: 'Ollama is running'", None, ("text/plain",)),
     "/api/version": ("get", "The Ollama API version served", None, (JSON,)),
@@ -35,6 +35,13 @@ OPERATIONS: dict[str, tuple[str, str, type[BaseModel] | None, tuple[str, ...]]] 
     "/v1/completions": ("post", "OpenAI legacy completions (SSE with stream:true)",
                         openai.CompletionRequest, (JSON, SSE)),
     "/v1/embeddings": ("post", "OpenAI embeddings (float or base64)", openai.EmbeddingRequest, (JSON,)),
+    "/v1/messages": ("post", "Anthropic Messages (SSE events with stream:true)",
+                     anthropic.MessagesRequest, (JSON, SSE)),
+    "/v1/messages/count_tokens": ("post", "Anthropic token count of a Messages prompt",
+                                  anthropic.CountTokensRequest, (JSON,)),
+    "/v1/responses": ("post", "OpenAI Responses (typed SSE events with stream:true)",
+                      responses.ResponsesRequest, (JSON, SSE)),
+    "/v1/responses/{response_id}": ("get delete", "A stored response: read it, or delete it", None, (JSON,)),
     "/v1/models": ("get", "Models in the catalog, OpenAI's list shape", None, (JSON,)),
     "/v1/models/{model}": ("get", "One model, OpenAI's shape", None, (JSON,)),
     "/herd/stats": ("get", "Requests one engine replica of each model still holds", None, (JSON,)),
@@ -75,20 +82,20 @@ def openapi_document(version: str, rag: bool = False) -> dict[str, Any]:
             "summary": summary,
             "responses": {
                 "200": {"description": "OK", "content": {m: {} for m in media}},
-                "default": {"description": "An error in the protocol's own shape (Ollama or OpenAI)"},
+                "default": {"description": "An error in the protocol's own shape (Ollama, OpenAI or Anthropic)"},
             },
         }
-        for name in ("model", "name"):
+        for name in ("model", "name", "response_id"):
             if "{" + name + "}" in path:
                 operation["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
         if isinstance(model, type):
             operation["requestBody"] = {"required": True, "content": {JSON: {"schema": refs[(model, "validation")]}}}
         elif model is not None:
             operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {}}}
-        paths.setdefault(path, {})[method] = operation
+        paths.setdefault(path, {}).update(dict.fromkeys(method.split(), operation))
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Herd", "version": version, "description": "The Ollama and OpenAI APIs on vLLM replicas."},
+        "info": {"title": "Herd", "version": version, "description": "The Ollama, OpenAI and Anthropic APIs on vLLM."},
         "paths": paths,
         "components": {"schemas": schemas.get("$defs", {})},
     }

@@ -77,6 +77,27 @@ def openai_sampling(
     )
 
 
+def anthropic_sampling(
+    *, max_tokens: int, temperature: float | None, top_p: float | None, top_k: int | None, stop: list[str] | None
+) -> Sampling:
+    """Anthropic Messages: ranges are checked by the wire model; 1.0 is Anthropic's default temperature."""
+    return Sampling(
+        max_tokens=max_tokens,
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else max(top_p, 1e-8),
+        top_k=top_k or None,
+        stop=_stop(stop),
+    )
+
+
+def responses_format(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The Responses API's flat `text.format` ({"type": "json_schema", "name", "schema"}) in the
+    chat completions shape `response_format` takes, so both check it in one place."""
+    if not value or value.get("type") != "json_schema":
+        return dict(value) if value else None
+    return {"type": "json_schema", "json_schema": {k: v for k, v in value.items() if k != "type"}}
+
+
 def _logit_bias(value: Mapping[str, float] | None) -> tuple[tuple[int, float], ...]:
     """OpenAI's `{"token id": bias}` with biases in [-100, 100]."""
     out = []

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from router.errors import BadRequest
 from router.ids import ollama_call_id
+from workers.events import Sampling
 from workers.tool_prompt import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 OPEN, CLOSE = TOOL_CALL_OPEN, TOOL_CALL_CLOSE
@@ -119,6 +120,15 @@ def plan(tools: Sequence[Any] | None, tool_choice: Any = None, parallel_tool_cal
         "tool_choice must be 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}",
         param="tool_choice",
     )
+
+
+def guided(sampling: Sampling, tools: ToolPlan) -> Sampling:
+    """A named or required tool choice constrains the output to its schema (guided decoding)."""
+    if tools.schema is None:
+        return sampling
+    if sampling.json_schema is not None or sampling.json_object:
+        raise BadRequest("response_format cannot be combined with a named or required tool_choice", param="tool_choice")
+    return replace(sampling, json_schema=tools.schema)
 
 
 def _function_tool(tool: Any) -> dict[str, Any]:

@@ -214,6 +214,18 @@ class Generations:
             usage.add(result.prompt_tokens, 0)
         return result
 
+    async def count_tokens(self, record: ModelRecord, request: GenerationRequest) -> int:
+        """The prompt's token count as the model's worker renders it (loading the model if needed)."""
+        lease = await self.leases.acquire(record, None)
+        handle = self._handle(record, lease)
+        try:
+            count: int = await handle.count_tokens.remote(request)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        finally:
+            lease.release()
+        return count
+
     def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
             handle = self._workers.get(record.deployment_id)

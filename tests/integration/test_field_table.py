@@ -38,7 +38,23 @@ BASE: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},
     "/v1/completions": {"model": MODEL, "prompt": "Hi", "max_tokens": 3},
     "/v1/embeddings": {"model": EMBED, "input": "hello"},
+    "/v1/messages": {"model": MODEL, "max_tokens": 3, "messages": [{"role": "user", "content": "Hi"}]},
+    "/v1/messages/count_tokens": {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+    "/v1/responses": {"model": MODEL, "input": "Hi", "max_output_tokens": 3},
 }
+ANTHROPIC_TOOL = {"name": "f", "description": "F", "input_schema": TOOL["function"]["parameters"]}
+RESPONSES_TOOL = {"type": "function", "name": "f", "parameters": TOOL["function"]["parameters"]}
+USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"x": 1}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "2"}
+
+
+def _blocks(*blocks: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": list(blocks)}]}
+
+
+def _items(*items: Any) -> dict[str, Any]:
+    return {"input": list(items)}
+
 
 OPTIONS = {
     "num_keep": 4,
@@ -250,6 +266,179 @@ ROWS: list[tuple[str, str, dict[str, Any], int]] = [
     ("/v1/embeddings", "encoding_format", {"encoding_format": "base64"}, 200),
     ("/v1/embeddings", "dimensions", {"dimensions": 8}, 200),
     ("/v1/embeddings", "user", {"user": "u"}, 200),
+    # /v1/messages (Anthropic Messages)
+    ("/v1/messages", "system string", {"system": "Be brief."}, 200),
+    ("/v1/messages", "system blocks", {"system": [{"type": "text", "text": "Be brief."}]}, 200),
+    ("/v1/messages", "content text blocks", _blocks({"type": "text", "text": "Hi"}), 200),
+    ("/v1/messages", "content image", _blocks({"type": "image", "source": {"type": "base64", "data": "aGk="}}), 400),
+    ("/v1/messages", "content document", _blocks({"type": "document", "source": {}}), 400),
+    (
+        "/v1/messages",
+        "tool_use + tool_result",
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "Calling."}, USE]},
+                {"role": "user", "content": [RESULT, {"type": "text", "text": "Go on."}]},
+            ]
+        },
+        200,
+    ),
+    (
+        "/v1/messages",
+        "tool_result blocks, is_error",
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [RESULT | {"content": [{"type": "text", "text": "no"}], "is_error": True}]},
+            ]
+        },
+        200,
+    ),
+    (
+        "/v1/messages",
+        "assistant prefill",
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+        200,
+    ),  # fmt: skip
+    (
+        "/v1/messages",
+        "thinking block",
+        {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}]},
+        400,
+    ),  # fmt: skip
+    ("/v1/messages", "stop_sequences", {"stop_sequences": ["\n"]}, 200),
+    ("/v1/messages", "stream", {"stream": True}, 200),
+    ("/v1/messages", "temperature", {"temperature": 0.5}, 200),
+    ("/v1/messages", "temperature above 1", {"temperature": 1.5}, 400),
+    ("/v1/messages", "top_p", {"top_p": 0.5}, 200),
+    ("/v1/messages", "top_k", {"top_k": 5}, 200),
+    ("/v1/messages", "metadata", {"metadata": {"user_id": "u1"}}, 200),
+    ("/v1/messages", "tools", {"tools": [ANTHROPIC_TOOL]}, 200),
+    ("/v1/messages", "tools custom type", {"tools": [ANTHROPIC_TOOL | {"type": "custom"}]}, 200),
+    ("/v1/messages", "tool_choice auto", {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "auto"}}, 200),
+    ("/v1/messages", "tool_choice any", {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "any"}}, 200),
+    (
+        "/v1/messages",
+        "tool_choice tool",
+        {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "tool", "name": "f"}},
+        200,
+    ),
+    ("/v1/messages", "tool_choice none", {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "none"}}, 200),
+    (
+        "/v1/messages",
+        "tool_choice disable_parallel_tool_use",
+        {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
+        200,
+    ),
+    (
+        "/v1/messages",
+        "tool_choice unknown tool",
+        {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "tool", "name": "g"}},
+        400,
+    ),  # fmt: skip
+    ("/v1/messages", "server tool web_search", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, 400),
+    ("/v1/messages", "server tool bash", {"tools": [{"type": "bash_20250124", "name": "bash"}]}, 400),
+    ("/v1/messages", "thinking enabled", {"thinking": {"type": "enabled", "budget_tokens": 1024}}, 400),
+    ("/v1/messages", "thinking disabled", {"thinking": {"type": "disabled"}}, 200),
+    ("/v1/messages", "service_tier", {"service_tier": "auto"}, 200),
+    ("/v1/messages", "no max_tokens", {"max_tokens": None}, 400),
+    ("/v1/messages", "empty messages", {"messages": []}, 400),
+    ("/v1/messages/count_tokens", "system", {"system": "Be brief."}, 200),
+    ("/v1/messages/count_tokens", "tools", {"tools": [ANTHROPIC_TOOL], "tool_choice": {"type": "auto"}}, 200),
+    ("/v1/messages/count_tokens", "thinking", {"thinking": {"type": "enabled", "budget_tokens": 1024}}, 400),
+    # /v1/responses (OpenAI Responses)
+    ("/v1/responses", "input message items", _items({"role": "user", "content": "Hi"}), 200),
+    (
+        "/v1/responses",
+        "input typed message, text parts",
+        _items({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}),
+        200,
+    ),
+    (
+        "/v1/responses",
+        "input developer/system roles",
+        _items({"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}),
+        200,
+    ),  # fmt: skip
+    (
+        "/v1/responses",
+        "input function_call + output",
+        _items(
+            {"role": "user", "content": "Hi"},
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": '{"x": 1}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "2"},
+        ),
+        200,
+    ),
+    (
+        "/v1/responses",
+        "input_image",
+        _items({"role": "user", "content": [{"type": "input_image", "image_url": "data:,"}]}),
+        400,
+    ),  # fmt: skip
+    (
+        "/v1/responses",
+        "input_file",
+        _items({"role": "user", "content": [{"type": "input_file", "file_data": "aGk="}]}),
+        400,
+    ),  # fmt: skip
+    ("/v1/responses", "instructions", {"instructions": "Be brief."}, 200),
+    ("/v1/responses", "stream", {"stream": True}, 200),
+    ("/v1/responses", "temperature", {"temperature": 0.5}, 200),
+    ("/v1/responses", "top_p", {"top_p": 0.5}, 200),
+    ("/v1/responses", "text format text", {"text": {"format": {"type": "text"}}}, 200),
+    ("/v1/responses", "text format json_object", {"text": {"format": {"type": "json_object"}}}, 200),
+    (
+        "/v1/responses",
+        "text format json_schema",
+        {"text": {"format": {"type": "json_schema", "name": "a", "schema": SCHEMA, "strict": True}}},
+        200,
+    ),
+    ("/v1/responses", "tools", {"tools": [RESPONSES_TOOL]}, 200),
+    ("/v1/responses", "tool_choice none", {"tools": [RESPONSES_TOOL], "tool_choice": "none"}, 200),
+    ("/v1/responses", "tool_choice auto", {"tools": [RESPONSES_TOOL], "tool_choice": "auto"}, 200),
+    ("/v1/responses", "tool_choice required", {"tools": [RESPONSES_TOOL], "tool_choice": "required"}, 200),
+    (
+        "/v1/responses",
+        "tool_choice function",
+        {"tools": [RESPONSES_TOOL], "tool_choice": {"type": "function", "name": "f"}},
+        200,
+    ),
+    (
+        "/v1/responses",
+        "tool_choice allowed_tools",
+        {
+            "tools": [RESPONSES_TOOL],
+            "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]},
+        },
+        200,
+    ),
+    ("/v1/responses", "parallel_tool_calls", {"tools": [RESPONSES_TOOL], "parallel_tool_calls": False}, 200),
+    ("/v1/responses", "tools web_search", {"tools": [{"type": "web_search"}]}, 400),
+    ("/v1/responses", "tools file_search", {"tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, 400),
+    ("/v1/responses", "store false", {"store": False}, 200),
+    ("/v1/responses", "previous_response_id unknown", {"previous_response_id": "resp_nope"}, 404),
+    ("/v1/responses", "metadata", {"metadata": {"a": "b"}}, 200),
+    ("/v1/responses", "truncation auto", {"truncation": "auto"}, 200),
+    ("/v1/responses", "truncation disabled", {"truncation": "disabled"}, 200),
+    ("/v1/responses", "reasoning effort", {"reasoning": {"effort": "low"}}, 400),
+    ("/v1/responses", "reasoning null", {"reasoning": {"effort": None}}, 200),
+    ("/v1/responses", "background", {"background": True}, 400),
+    ("/v1/responses", "top_logprobs", {"top_logprobs": 2}, 400),
+    *[
+        ("/v1/responses", name, {name: value}, 200)
+        for name, value in {
+            "include": ["message.output_text.logprobs"],
+            "max_tool_calls": 2,
+            "user": "u1",
+            "prompt_cache_key": "k",
+            "safety_identifier": "s1",
+            "service_tier": "auto",
+        }.items()
+    ],
+    ("/v1/responses", "max_output_tokens 0", {"max_output_tokens": 0}, 400),
 ]
 
 
@@ -272,8 +461,22 @@ def _shape(path: str, body: dict[str, Any]) -> None:
             assert "content" in choice["message"] and "logprobs" in choice
     elif path == "/v1/completions":
         assert body["object"] == "text_completion" and all("text" in c for c in body["choices"])
+    elif path == "/v1/messages":
+        assert body["type"] == "message" and body["role"] == "assistant" and body["stop_reason"]
+        assert set(body["usage"]) == {"input_tokens", "output_tokens"}
+    elif path == "/v1/messages/count_tokens":
+        assert isinstance(body["input_tokens"], int) and body["input_tokens"] > 0
+    elif path == "/v1/responses":
+        assert body["object"] == "response" and body["status"] in ("completed", "incomplete") and body["output"]
     else:
         assert body["object"] == "list" and body["data"]
+
+
+def _events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
+    frames = raw.decode().split("\n\n")
+    assert frames[-1] == ""
+    pairs = [f.split("\n") for f in frames[:-1]]
+    return [(name.removeprefix("event: "), json.loads(data.removeprefix("data: "))) for name, data in pairs]
 
 
 def _stream_shape(path: str, raw: bytes) -> None:
@@ -282,6 +485,13 @@ def _stream_shape(path: str, raw: bytes) -> None:
         assert lines[-1] == b"" and all(lines[:-1])
         objects = [json.loads(line) for line in lines[:-1]]
         assert objects[-1]["done"] is True and all("error" not in o for o in objects)
+    elif path == "/v1/messages":
+        events = _events(raw)
+        assert events[-1][0] == "message_stop" and all(name != "error" for name, _ in events)
+    elif path == "/v1/responses":
+        events = _events(raw)
+        assert events[-1][0] in ("response.completed", "response.incomplete")
+        assert all(name != "error" for name, _ in events)
     else:
         frames = raw.decode().split("\n\n")
         assert frames[-2] == "data: [DONE]" and frames[-1] == ""
@@ -293,7 +503,10 @@ def test_field(http: httpx.Client, path: str, field: str, patch: dict[str, Any],
     request = BASE[path] | patch
     r = http.post(path, content=json.dumps(request))
     assert r.status_code == status, r.text
-    if status != 200:
+    if status != 200 and path.startswith("/v1/messages"):
+        body = r.json()
+        assert body["type"] == "error" and body["error"]["type"] in ("invalid_request_error", "not_found_error")
+    elif status != 200:
         error = r.json()["error"]
         if path.startswith("/v1/"):
             assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"

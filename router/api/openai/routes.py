@@ -25,7 +25,7 @@ from router.api.openai import encode as openai_encode
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
 from router.convert.options import openai_sampling
-from router.convert.tools import CallStart, Reader, Text, ToolPlan, history_tool_calls, plan
+from router.convert.tools import CallStart, Reader, Text, guided, history_tool_calls, plan
 from router.dispatch.choices import Answer, collect_all, merge, steps
 from router.dispatch.generation import EventStream, Generations
 from router.errors import BadRequest
@@ -54,7 +54,7 @@ class OpenAIApi:
         record.require_generation(req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
         sampling = _sampling(req, req.max_completion_tokens, _chat_logprobs(req))
-        sampling = _with_tools(self._caps.sampling(sampling, "max_tokens"), tools)
+        sampling = guided(self._caps.sampling(sampling, "max_tokens"), tools)
         messages = record.chat_messages(_messages(req.messages))
         greq = GenerationRequest(new_request_id(), ChatPrompt(messages, tools.tools), sampling)
         streams = await self._generations.open_choices(
@@ -151,15 +151,6 @@ def _sampling(
         logit_bias=req.logit_bias,
     )
     return replace(sampling, logprobs=logprobs)
-
-
-def _with_tools(sampling: Sampling, tools: ToolPlan) -> Sampling:
-    """A named or required tool choice constrains the output to its schema (guided decoding)."""
-    if tools.schema is None:
-        return sampling
-    if sampling.json_schema is not None or sampling.json_object:
-        raise BadRequest("response_format cannot be combined with a named or required tool_choice", param="tool_choice")
-    return replace(sampling, json_schema=tools.schema)
 
 
 def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
