@@ -31,8 +31,8 @@ from router.api.openapi import openapi_document
 from router.api.rag.routes import RagApi, rag_routes
 from router.api.rag.service import Rag, RagStores
 from router.api.responses.routes import ResponsesApi
-from router.api.responses.store import ResponseStore
 from router.catalog.catalog import Catalog
+from router.catalog.responses import ResponseStore
 from router.dispatch.generation import Generations
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.metrics import ClusterMetrics, RouterMetrics

@@ -22,8 +22,8 @@ from router.api.body import parse_json_body
 from router.api.frames import server_timing
 from router.api.resolve import resolve_model
 from router.api.responses import encode
-from router.api.responses.store import ResponseStore, Stored
 from router.catalog.catalog import Catalog
+from router.catalog.responses import ResponseStore, Stored
 from router.convert.options import openai_sampling, responses_format
 from router.convert.tools import Reader, ToolCall, ToolPlan, arguments_object, guided, history_tool_calls, plan
 from router.dispatch.choices import collect, steps
