@@ -17,6 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 MODELS = "herd:models"
 NAMES = "herd:names"
@@ -31,6 +34,7 @@ FOREVER = -1
 # each a short round trip, so a few dozen connections serve thousands of concurrent requests.
 POOL_SIZE = 32
 POOL_WAIT_S = 10.0
+RETRIES = 3
 
 
 def connect(url: str, max_connections: int = POOL_SIZE) -> Redis:
@@ -38,7 +42,14 @@ def connect(url: str, max_connections: int = POOL_SIZE) -> Redis:
     POOL_WAIT_S, then a RedisError the app answers with 503): load queues, it never fails.
     Every Redis client of a router replica is made here."""
     pool = BlockingConnectionPool.from_url(
-        url, decode_responses=True, max_connections=max_connections, timeout=POOL_WAIT_S
+        url,
+        decode_responses=True,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_S,
+        # After Redis restarts, each pooled connection fails once on its next use: reconnect and
+        # retry instead of handing that one request a 503.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES),
+        retry_on_error=[ConnectionError, TimeoutError],
     )
     return Redis(connection_pool=pool)
 

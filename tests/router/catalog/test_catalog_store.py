@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from pathlib import Path
 
 import pytest
 
 from router.catalog.catalog import Catalog, LoadedModel
 from router.catalog.store import CatalogStore
 from router.dispatch.leases import Leases
+from router.driver.redis_server import EmbeddedRedis
 from router.errors import ModelNotFound
 from tests.support import record, seed
 
@@ -87,3 +91,26 @@ def test_more_concurrent_requests_than_connections_wait_for_one(redis_url: str) 
         await store.close()
 
     asyncio.run(run())
+
+
+def test_pooled_connections_survive_a_redis_restart(tmp_path: Path) -> None:
+    """kill -9 and a restart on the same port: requests on connections pooled before it succeed."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    seed(url, [record("m:1")])
+
+    async def run() -> None:
+        store = CatalogStore.from_url(url, max_connections=4)
+        await asyncio.gather(*(Catalog(store).resolve("m:1") for _ in range(8)))  # fills the pool
+        assert server._proc is not None
+        os.kill(server._proc.pid, signal.SIGKILL)
+        server._proc.wait()
+        server.start()
+        results = await asyncio.gather(*(store.version() for _ in range(8)))
+        assert len(results) == 8 and await Catalog(store).resolve("m:1")
+        await store.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
