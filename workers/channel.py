@@ -26,6 +26,7 @@ before its payload is decoded, and a declared length over MAX_FRAME before anyth
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -36,6 +37,8 @@ from typing import Any
 import msgpack
 
 from workers.events import Delta, Event, Final, TokenLogprob
+
+_FINAL_FIELDS = dataclasses.fields(Final)
 
 HEADER = struct.Struct("!I")
 NUMBER = struct.Struct("!Q")
@@ -83,9 +86,9 @@ def _logprobs(items: Sequence[TokenLogprob]) -> list[Any]:
 def _encode_event(event: Event) -> list[Any]:
     if isinstance(event, Delta):
         return [_DELTA, event.text, event.tokens, _logprobs(event.logprobs)]
-    ids = None if event.token_ids is None else list(event.token_ids)
-    return [_FINAL, event.finish_reason, event.prompt_tokens, event.output_tokens, event.prompt_eval_ns,
-            event.eval_ns, event.worker_ns, ids]  # fmt: skip
+    # Every field of Final, in declaration order, so a field added to Final crosses the channel too.
+    values = [getattr(event, f.name) for f in _FINAL_FIELDS]
+    return [_FINAL, *(list(v) if isinstance(v, tuple) else v for v in values)]
 
 
 def _token_logprobs(items: list[Any]) -> tuple[TokenLogprob, ...]:
@@ -96,8 +99,8 @@ def _decode_event(item: list[Any]) -> Event:
     if item[0] == _DELTA:
         return Delta(item[1], item[2], _token_logprobs(item[3]))
     if item[0] == _FINAL:
-        ids = None if item[7] is None else tuple(item[7])
-        return Final(item[1], item[2], item[3], item[4], item[5], item[6], ids)
+        values: list[Any] = [tuple(v) if isinstance(v, list) else v for v in item[1:]]
+        return Final(*values)
     raise BadFrame(f"unknown event kind {item[0]!r}")
 
 

@@ -31,6 +31,8 @@ def test_frame_round_trip() -> None:
     items = [
         ("r1", [Delta("h\u00e9", 1, (TokenLogprob("h\u00e9", -0.1, top),))]),
         ("r2", [Delta("", 0), Final("stop", 3, 1, 5, 0, 9), Final("length", 1, 2, 3, 4, 5, (7, 8))]),
+        # Every field set: a field the codec forgot (once Final.stop_sequence) would come back unset.
+        ("r3", [Final("stop", 3, 2, 5, 6, 9, (7, 8), stop_sequence="\n")]),
     ]
 
     async def run() -> object:
