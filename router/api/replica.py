@@ -63,8 +63,11 @@ class Router:
                 asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
             )
         generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
-        rag = RagStores(open_vectors(settings.qdrant_url, vectors), FileStore.from_url(redis_url),
-                        Bindings.from_url(redis_url))  # fmt: skip
+        # No vector store (a router deployed by hand, as bench.router_only does): no RAG routes.
+        rag = None
+        if settings.qdrant_url or vectors is not None:
+            rag = RagStores(open_vectors(settings.qdrant_url, vectors), FileStore.from_url(redis_url),
+                            Bindings.from_url(redis_url))  # fmt: skip
         gate = Gate.for_store(self._store, settings.auth, settings.host)
         app = create_app(settings, Catalog(self._store), generations, metrics, manager, rag, gate)
         self._server = HttpServer(app, settings.host, settings.port, access_log=settings.access_log)
