@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from router.catalog.catalog import ModelRecord
 from router.catalog.limits import Usage
 from router.dispatch.failures import RETRY_AFTER_S, map_error
-from router.dispatch.handles import WorkerHandle, WorkerHandles
+from router.dispatch.handles import Call, WorkerHandle, WorkerHandles
 from router.dispatch.inbox import EventInbox, Incoming
 from router.dispatch.leases import Lease, Leases
 from router.dispatch.metrics import GenerationObserver, RouterMetrics
@@ -31,6 +31,7 @@ from workers.events import (
 )
 
 log = logging.getLogger("herd.generation")
+T = TypeVar("T")
 
 
 @dataclass
@@ -202,29 +203,25 @@ class Generations:
     async def embed(
         self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None, usage: Usage | None = None
     ) -> EmbedResult:
-        lease = await self.leases.acquire(record, keep_alive)
-        handle = self._handle(record, lease)
-        try:
-            result: EmbedResult = await handle.embed.remote(request)
-        except Exception as exc:
-            raise map_error(exc) from exc
-        finally:
-            lease.release()
+        result = await self._once(record, keep_alive, lambda handle: handle.embed.remote(request))
         if usage is not None:
             usage.add(result.prompt_tokens, 0)
         return result
 
     async def count_tokens(self, record: ModelRecord, request: GenerationRequest) -> int:
         """The prompt's token count as the model's worker renders it (loading the model if needed)."""
-        lease = await self.leases.acquire(record, None)
+        return await self._once(record, None, lambda handle: handle.count_tokens.remote(request))
+
+    async def _once(self, record: ModelRecord, keep_alive: Any, start: Callable[[WorkerHandle], Call[T]]) -> T:
+        """One unary worker call under a lease on the model, with errors mapped for clients."""
+        lease = await self.leases.acquire(record, keep_alive)
         handle = self._handle(record, lease)
         try:
-            count: int = await handle.count_tokens.remote(request)
+            return await start(handle)
         except Exception as exc:
             raise map_error(exc) from exc
         finally:
             lease.release()
-        return count
 
     def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
