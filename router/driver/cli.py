@@ -34,6 +34,7 @@ from router.settings import Settings
 from workers.telemetry import HUB_NAME, MetricsHub
 
 CLUSTER_CHECK_S = 1.0
+CLUSTER_GONE = 1  # the exit code when Ray died under herd serve
 T = TypeVar("T")
 
 
@@ -149,18 +150,24 @@ def serve(settings: Settings, config: ClusterConfig) -> int:
         redis_url = settings.redis_url or redis.start()  # type: ignore[union-attr]
         if redis is not None:
             redis.supervise()
-        if redis is not None:
             keys_cli.write_url(settings.data_dir, redis_url)
         asyncio.run(_with_store(CatalogStore.from_url(redis_url), lambda s: keys_cli.prepare_auth(s, settings)))
         store = CatalogStore.from_url(redis_url)
         records = asyncio.run(_with_store(store, lambda s: register_config_models(s, config, settings.store_dir)))
-        return _run_cluster(settings, config, redis_url, records, started)
+        code = _run_cluster(settings, config, redis_url, records, started)
     except HerdError as exc:
         print(f"herd: {exc.message}", file=sys.stderr)
         return 2
     finally:
         if redis is not None:
             redis.stop()
+    if code == CLUSTER_GONE:
+        # Ray's atexit shutdown waits on the dead control plane for 10 s and more, and nothing of
+        # the cluster is left to stop (the watchdog takes any stragglers): exit at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 async def _with_store(store: CatalogStore, work: Callable[[CatalogStore], Coroutine[Any, Any, T]]) -> T:
@@ -209,7 +216,7 @@ def _run_cluster(
         if not cluster_alive(gcs, os.environ[watchdog.ENV], local=settings.ray_address is None):
             # A supervisor (systemd, docker, Akash) restarts a process that exits non-zero.
             print("herd: the Ray cluster is gone; exiting", file=sys.stderr, flush=True)
-            return 1
+            return CLUSTER_GONE
     print("herd: shutting down", flush=True)
     # The routers first: they end streams in flight with an in-band error within their 2 s grace.
     # Engines are not drained (a scale-down does that): Ray's shutdown stops them, and the watchdog
