@@ -12,7 +12,6 @@ import importlib.util
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from router.driver.ports import free_port
 from router.errors import RedisUnavailable
 
 START_TIMEOUT_S = 20
@@ -58,7 +58,7 @@ class EmbeddedRedis:
     def start(self) -> str:
         """Start the server (on the port it had, if it ran before); returns its URL once it answers."""
         self._dir.mkdir(parents=True, exist_ok=True)
-        port = self._port = self._port or _free_port()
+        port = self._port = self._port or free_port()
         args = [
             redis_binary(),
             "--bind", "127.0.0.1",
@@ -129,9 +129,3 @@ class EmbeddedRedis:
 def _die_with_parent() -> None:
     """In the child, before exec: the kernel sends SIGTERM when the thread that started it dies."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

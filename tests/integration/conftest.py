@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from router.driver.ports import free_port
+
 STARTUP_TIMEOUT_S = 900
 MODEL = "smollm2:135m"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +83,7 @@ def launch_herd(work: Path, *args: str, env: dict[str, str] | None = None) -> It
     Its data directory (catalog Redis) is `work/data` unless `env` gives HERD_DATA_DIR; the
     model store inside it is the shared one.
     """
-    port = _free_port()
+    port = free_port()
     log_path = work / "serve.log"
     data = work / "data"
     if not data.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,18 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from router.driver.ports import free_port
 from tests.integration.conftest import MODEL
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "herd-dashboard.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def prometheus(herd: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     config = config.replace("scrape_interval: 15s", "scrape_interval: 1s")
     config = config.replace("127.0.0.1:11434", herd.removeprefix("http://"))
     (work / "prometheus.yml").write_text(config)
-    port = _free_port()
+    port = free_port()
     log = (work / "prometheus.log").open("w")
     proc = subprocess.Popen(
         [
