@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 from router.catalog.catalog import ModelRecord
 from router.catalog.limits import Usage
+from router.dispatch.availability import Availability
 from router.dispatch.failures import RETRY_AFTER_S, map_error
 from router.dispatch.handles import Call, WorkerHandle, WorkerHandles
 from router.dispatch.inbox import EventInbox, Incoming
@@ -31,6 +32,8 @@ from workers.events import (
 )
 
 log = logging.getLogger("herd.generation")
+# Placing a replica again takes a node joining and an engine starting: tens of seconds at least.
+NO_REPLICA_RETRY_AFTER_S = 10
 T = TypeVar("T")
 
 
@@ -122,8 +125,10 @@ class Generations:
         inbox: EventInbox,
         leases: Leases,
         timeout_s: float = 600.0,
+        availability: Availability | None = None,
     ) -> None:
         self._workers = workers
+        self._availability = availability  # None: no Serve controller to ask (tests, bench)
         self._metrics = metrics
         self._inbox = inbox
         self.leases = leases
@@ -142,7 +147,7 @@ class Generations:
         The model is loaded first if it is not (Ollama's `keep_alive` then says for how long).
         `usage` (the API key's tally) gets the tokens of the generation once it finishes."""
         lease = await self.leases.acquire(record, keep_alive)
-        handle = self._handle(record, lease)
+        handle = await self._handle(record, lease)
         observer = self._metrics.generation(record.name, api)
         deadline = started_ns + self._timeout_ns
         try:
@@ -151,6 +156,7 @@ class Generations:
             except ReplicaLost:
                 # The replica died before sending anything: once more, on another replica, under a
                 # new id so nothing late from the first attempt can mix in.
+                await self._require_running(record)
                 retry = replace(request, request_id=new_request_id())
                 incoming, first = await self._start(handle, retry, deadline)
         except BaseException:
@@ -215,7 +221,7 @@ class Generations:
     async def _once(self, record: ModelRecord, keep_alive: Any, start: Callable[[WorkerHandle], Call[T]]) -> T:
         """One unary worker call under a lease on the model, with errors mapped for clients."""
         lease = await self.leases.acquire(record, keep_alive)
-        handle = self._handle(record, lease)
+        handle = await self._handle(record, lease)
         try:
             return await start(handle)
         except Exception as exc:
@@ -223,13 +229,22 @@ class Generations:
         finally:
             lease.release()
 
-    def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
+    async def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
+            await self._require_running(record)
             handle = self._workers.get(record.deployment_id)
         except BaseException:
             lease.release()
             raise
         return handle
+
+    async def _require_running(self, record: ModelRecord) -> None:
+        """A 503 now, rather than a request queued until the model's lost replicas come back."""
+        if self._availability is not None and await self._availability.none_running(record.deployment_id):
+            raise Overloaded(
+                f"model '{record.name}' has no running replica (a node left?); try again shortly",
+                retry_after=NO_REPLICA_RETRY_AFTER_S,
+            )
 
     async def readiness(self, deployment_ids: list[str], timeout_s: float = 5.0) -> dict[str, str]:
         """Per deployment: "ready" when one of its replicas' engines answers within `timeout_s`."""

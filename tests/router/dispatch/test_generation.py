@@ -8,6 +8,7 @@ from ray.serve.exceptions import BackPressureError
 
 from router.catalog.catalog import ModelRecord
 from router.catalog.store import CatalogStore
+from router.dispatch.availability import Availability
 from router.dispatch.failures import map_error
 from router.dispatch.generation import Generations
 from router.dispatch.inbox import EventInbox
@@ -157,6 +158,29 @@ def test_a_second_loss_is_a_503_with_retry_after(make_generations: MakeGeneratio
     with pytest.raises(ReplicaLost, match="replica died") as info:
         _open_and_collect(worker, make_generations)
     assert len(worker.requests) == 2 and info.value.status == 503 and info.value.retry_after
+
+
+def test_a_model_with_no_running_replica_is_a_503_at_once(make_generations: MakeGenerations) -> None:
+    """Serve would queue the request until a replica comes back (a lost node: maybe never)."""
+    worker = FakeWorker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]])
+
+    async def no_replicas() -> dict[str, int]:
+        return {"m--1": 0}
+
+    async def run() -> None:
+        generations, _ = await make_generations(worker, RouterMetrics())
+        generations._availability = Availability(no_replicas, recheck_s=0)
+        await generations._availability.none_running("m--1")  # the first look starts the read
+        await asyncio.sleep(0)
+        request = GenerationRequest("r", TextPrompt("x"), Sampling())
+        with pytest.raises(Overloaded, match="no running replica") as info:
+            await asyncio.wait_for(generations.open(_record(), request, "ollama", now_ns()), 1)
+        assert info.value.status == 503 and info.value.retry_after == 10
+        await asyncio.sleep(0.05)  # the lease's end is sent in the background
+        assert (await generations.leases.store.busy()).get("m--1", 0) == 0  # the lease was given back
+
+    asyncio.run(run())
+    assert worker.requests == []
 
 
 @pytest.mark.parametrize(("pause_s", "timeout_s", "sent"), [(0.3, 0.1, range(0, 1)), (0.1, 0.25, range(1, 4))])
