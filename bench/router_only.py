@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import secrets
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from bench.load import _pct
 from router.catalog.catalog import Catalog, LoadedModel, ModelRecord
 from router.catalog.names import parse_name
 from router.catalog.store import CatalogStore
+from router.driver.ports import free_port
 from router.driver.redis_server import EmbeddedRedis
 from workers.spec import ModelSpec
 
@@ -47,15 +47,10 @@ class Stream:
     error: str = ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
     """Ray Serve with the real router over the synthetic source (this process is the driver).
     The source is registered in a private Redis as a loaded model, as the model manager would."""
+    import ray
     from ray import serve
 
     from bench.synthetic import SyntheticTokenSource
@@ -86,7 +81,8 @@ def start(port: int, interval_s: float, data_dir: Path) -> EmbeddedRedis:
     )(SyntheticTokenSource)
     secret = secrets.token_bytes(32)
     serve.run(source.bind(interval_s, secret), name=record.deployment_id, route_prefix=None)
-    serve.run(bind_router(settings, url, None, None, secret), name="router-only", route_prefix=None)
+    here = ray.get_runtime_context().get_node_id()
+    serve.run(bind_router(settings, url, None, None, secret, node_id=here), name="router-only", route_prefix=None)
     return redis
 
 

@@ -15,6 +15,7 @@ from router.api.rag.service import RagStores
 from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
+from router.dispatch.availability import Availability, serve_running_counts
 from router.dispatch.generation import Generations, ServeHandles
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.inbox import EventInbox
@@ -26,6 +27,9 @@ from router.rag.bindings import Bindings
 from router.rag.files import FileStore
 from router.settings import Settings
 from workers.telemetry import report_forever
+
+# Ray's own label on every node (ray._raylet.RAY_NODE_ID_KEY).
+NODE_ID_LABEL = "ray.io/node-id"
 
 
 class Router:
@@ -62,7 +66,8 @@ class Router:
             self._tasks.append(
                 asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
             )
-        generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s)
+        generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s,
+                                  Availability(serve_running_counts))  # fmt: skip
         # No vector store (a router deployed by hand, as bench.router_only does): no RAG routes.
         rag = None
         if settings.qdrant_url or vectors is not None:
@@ -95,19 +100,22 @@ def bind_router(
     hub: Any | None,
     channel_secret: bytes,
     vectors: Any | None = None,
+    *,
+    node_id: str,
 ) -> Any:
-    """The router ingress. Workers are separate Serve applications that `manager` starts and stops;
-    `channel_secret` (the cluster's, made by the driver) signs their event frames."""
+    """The router ingress, on the Ray node `node_id`. Workers are separate Serve applications that
+    `manager` starts and stops; `channel_secret` (the cluster's, made by the driver) signs their
+    event frames."""
     # Clients reach router replicas over HTTP directly, not through Serve, so Serve's
     # per-replica request limit does not apply to them. They listen on the node that runs
     # `herd serve` (on Akash the Ray head, where the ingress points); Serve would spread them
-    # over every node with a free CPU, so they are pinned to this one.
-    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}  # type: ignore[no-untyped-call]
+    # over every node with a free CPU, so they are pinned to this one. By node id, not address:
+    # nodes may share one (containers on one host, or the two-node test on one machine).
     router = serve.deployment(
         name="router",
         num_replicas=settings.router_replicas,
         logging_config=settings.serve_logging(),
-        ray_actor_options={"resources": here},
+        ray_actor_options={"label_selector": {NODE_ID_LABEL: node_id}},
         # Stopping (SIGTERM to herd serve) gives in-flight streams their in-band error, then goes.
         graceful_shutdown_wait_loop_s=0.2,
         graceful_shutdown_timeout_s=2,

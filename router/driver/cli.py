@@ -129,7 +129,8 @@ def start_cluster(settings: Settings) -> None:
     # engines. Every 0.5 s still notices a dead replica well within its health-check period.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5")
     ray.init(
-        address=settings.ray_address,
+        # "local": with no address Ray joins any cluster `ray start` left running on this machine.
+        address=settings.ray_address or "local",
         num_cpus=None if settings.ray_address else settings.ray_cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
@@ -182,18 +183,23 @@ def _run_cluster(
 ) -> int:
     import ray
     from ray import serve as ray_serve
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from router.api.replica import bind_router
 
     start_cluster(settings)
     always_on = [r for r in records if r.spec.always_on]
     print(f"herd: starting engines for {', '.join(r.name for r in always_on) or 'no always-on model'}", flush=True)
-    hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME).remote()
+    # The hub and the manager hold the cluster's state; on the driver's node they leave only with
+    # it, never with a GPU node (the router replicas are pinned here too, see bind_router).
+    node_id = ray.get_runtime_context().get_node_id()
+    here = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    hub = ray.remote(num_cpus=0)(MetricsHub).options(name=HUB_NAME, scheduling_strategy=here).remote()
     # Signs every event frame between workers and routers (workers/channel.py); lives as long as the cluster.
     channel_secret = secrets.token_bytes(32)
     manager: Any = (
         ray.remote(num_cpus=0, max_restarts=-1)(ModelManager)
-        .options(name=MANAGER_NAME)
+        .options(name=MANAGER_NAME, scheduling_strategy=here)
         .remote(settings, config, redis_url, hub, channel_secret)
     )
     # The vector actor owns Qdrant's local-mode directory; with a Qdrant server there is none.
@@ -201,7 +207,9 @@ def _run_cluster(
     ray.get(manager.start.remote())
     ray.get([manager.ensure_loaded.remote(r.model_dump_json(), None) for r in always_on])
     ray_serve.run(
-        bind_router(settings, redis_url, manager, hub, channel_secret, vectors), name="herd", route_prefix=None
+        bind_router(settings, redis_url, manager, hub, channel_secret, vectors, node_id=node_id),
+        name="herd",
+        route_prefix=None,
     )
     print(
         f"herd: ready in {time.monotonic() - started:.0f}s on http://{settings.host}:{settings.port}"
