@@ -7,10 +7,16 @@ from typing import Any
 import yaml
 
 from router.config import default_config
+from workers.spec import ModelSpec
+
+
+def default_chat() -> ModelSpec:
+    """The embedded default's chat model."""
+    return next(m for m in default_config().models if m.kind == "generate")
 
 
 def chat_only_yaml(**overrides: Any) -> str:
     """Config YAML for the embedded default's chat model alone, with `overrides`."""
-    chat = next(m for m in default_config().models if m.kind == "generate")
+    chat = default_chat()
     text: str = yaml.safe_dump({"models": [chat.model_dump(mode="json", exclude_defaults=True) | overrides]})
     return text

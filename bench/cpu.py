@@ -21,7 +21,14 @@ ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine worker", ("VLLM::Worker",)),
     ("worker replica", ("ray::ServeReplica:",)),
     ("vLLM API server", ("vllm.entrypoints",)),
-    ("Ray daemons", ("raylet", "gcs_server", "ray::", "ray/dashboard", "ray/autoscaler", "log_monitor", "runtime_env")),
+    # Ray's own share, split so that trimming one part shows: Serve's control loop, Herd's actors,
+    # the per-node daemon, the control plane, the agents Herd does not use, and idle workers.
+    ("Serve controller", ("ray::ServeController",)),
+    ("herd actors", ("ray::ModelManager", "ray::MetricsHub", "ray::VectorActor")),
+    ("raylet", ("raylet",)),
+    ("GCS", ("gcs_server",)),
+    ("Ray agents", ("ray/dashboard", "ray/autoscaler", "log_monitor", "runtime_env")),
+    ("Ray idle workers", ("ray::",)),
     ("herd driver", ("bin/herd",)),
 )
 

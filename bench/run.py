@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 
 from bench import cpu
 from bench.load import OLLAMA, OLLAMA_DEFAULTS, OPENAI, OPENAI_SAMPLED, VLLM_AS_OLLAMA, Api, run_load
+from router.driver.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -47,29 +47,29 @@ HERD_APIS = {
     "default": {"herd-openai": OPENAI_SAMPLED, "herd-ollama": OLLAMA_DEFAULTS},
 }
 VLLM_APIS = {"greedy": {"vllm": OPENAI}, "default": {"vllm": OPENAI_SAMPLED, "vllm-ollama-sampling": VLLM_AS_OLLAMA}}
+# Run unless `--only` names others; "herd-compiled" (Herd with torch.compile) is asked for by name.
+DEFAULT_CONTENDERS = ("herd", "vllm", "rayllm")
 # Which vLLM run each Herd API is held against.
 SAME_SAMPLING = {"herd-ollama": {"default": "vllm-ollama-sampling"}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def chat_only_config(compiled: bool = False) -> Path:
+    """Herd's embedded default without its embedding model: every contender serves one model.
+    `compiled`: torch.compile, vLLM's own default, instead of Herd's CPU default `enforce_eager`."""
+    from bench.configs import chat_only_yaml, default_chat
 
-
-def chat_only_config() -> Path:
-    """Herd's embedded default without its embedding model: every contender serves one model."""
-    from bench.configs import chat_only_yaml
-
-    path = Path(tempfile.gettempdir()) / "herd-bench-chat.yaml"
-    path.write_text(chat_only_yaml())
+    engine = default_chat().engine | {"enforce_eager": not compiled}
+    path = Path(tempfile.gettempdir()) / f"herd-bench-chat{'-compiled' if compiled else ''}.yaml"
+    path.write_text(chat_only_yaml(engine=engine))
     return path
 
 
 def servers(model_dir: str, port: int, sampling: str = "greedy") -> list[Server]:
-    herd = [str(Path(PY).with_name("herd")), "serve", "--port", str(port), "--config", str(chat_only_config())]
+    herd = [str(Path(PY).with_name("herd")), "serve", "--port", str(port), "--config"]
+    compiled_api = {"herd-compiled-openai": HERD_APIS[sampling]["herd-openai"]}
     return [
-        Server("herd", herd, "smollm2", HERD_APIS[sampling]),
+        Server("herd", [*herd, str(chat_only_config())], "smollm2", HERD_APIS[sampling]),
+        Server("herd-compiled", [*herd, str(chat_only_config(compiled=True))], "smollm2", compiled_api),
         Server("vllm", [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                         "--served-model-name", "smollm2", "--max-model-len", "2048", "--dtype", "bfloat16",
                         "--enforce-eager", "--port", str(port)],
@@ -144,6 +144,7 @@ def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str
                 before = cpu.snapshot()
                 stats = asyncio.run(run_load(base, api, server.model, concurrency=c, requests=n, tokens=args.tokens))
                 stats["cpu_s_per_4096_tokens"] = cpu.breakdown(before, cpu.snapshot(), stats["output_tokens"])
+                stats["ready_s"] = round(ready, 1)  # launch to the first answer: the cold start
                 out.setdefault(label, {})[str(c)] = stats
                 if args.profile:
                     print(cpu.format_breakdown(f"{label} @{c}", stats["cpu_s_per_4096_tokens"]), flush=True)
@@ -170,9 +171,8 @@ def table(merged: dict[str, Any], concurrency: list[int], sampling: str = "greed
     rows = [f"| server | TTFT p50 @{lo} | ITL p50 @{lo} | ITL p99 @{lo} | tokens/s @{lo} | tokens/s @{hi} | "
             f"TTFT p50 @{hi} | errors | vs vLLM @{hi}, same sampling |",
             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for label in ("vllm", "vllm-ollama-sampling", "rayllm", "herd-openai", "herd-ollama"):
-        if label not in merged:
-            continue
+    known = ["vllm", "vllm-ollama-sampling", "rayllm", "herd-openai", "herd-ollama", "herd-compiled-openai"]
+    for label in [k for k in known if k in merged] + sorted(merged.keys() - set(known)):
         baseline = SAME_SAMPLING.get(label, {}).get(sampling, "vllm")
         base = merged.get(baseline, {}).get(hi, {}).get("tokens_per_s") or 0
         a, b = merged[label].get(lo, {}), merged[label].get(hi, {})
@@ -212,13 +212,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sampling", choices=sorted(HERD_APIS), default="greedy", help="greedy, or each API's default")
     parser.add_argument("--profile", action="store_true", help="print CPU seconds per process role per 4,096 tokens")
-    parser.add_argument("--only", nargs="*", default=None, help="server names to run (herd, vllm, rayllm)")
+    parser.add_argument("--only", nargs="*", default=None, help="server names: herd, herd-compiled, vllm, rayllm")
     parser.add_argument("--model-dir", default=str(Path(os.environ.get("HERD_DATA_DIR", Path.home() / ".herd"))
                                                    / "models" / "smollm2--135m"))  # fmt: skip
     args = parser.parse_args()
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    contenders = [s for s in servers(args.model_dir, 0) if not args.only or s.name in args.only]
+    contenders = [s for s in servers(args.model_dir, 0) if s.name in (args.only or DEFAULT_CONTENDERS)]
     rounds = []
     for i in range(args.rounds):
         order = contenders if i % 2 == 0 else contenders[::-1]
