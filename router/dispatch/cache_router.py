@@ -38,7 +38,7 @@ def generation_of(pending: PendingRequest | None) -> GenerationRequest | None:
     return next((a for a in pending.args if isinstance(a, GenerationRequest)), None)
 
 
-class CacheAwareRouter(RequestRouter):  # type: ignore[misc]  # Ray's classes are untyped
+class CacheAwareRouter(RequestRouter):
     """Longest cached prefix unless its replica is overloaded, then least loaded (see affinity.py)."""
 
     def initialize_state(

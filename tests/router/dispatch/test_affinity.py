@@ -31,7 +31,9 @@ class Case:
 CASES = {
     "empty index, the least loaded": Case([], {"a": 3, "b": 1, "c": 2}, P, "b"),
     "longest match wins": Case([("a", P[:2]), ("b", P[:4]), ("c", Q)], {"a": 0, "b": 0, "c": 0}, P, "b"),
-    "a longer match wins over a lighter load within the bound": Case([("a", P[:4]), ("b", P[:2])], {"a": 1, "b": 0}, P, "a"),
+    "a longer match wins over a lighter load within the bound": Case(
+        [("a", P[:4]), ("b", P[:2])], {"a": 1, "b": 0}, P, "a"
+    ),
     "an overloaded holder falls back to the least loaded": Case([("a", P)], {"a": 3, "b": 1}, P, "b"),
     "an overloaded holder falls back to the next best holder in bound": Case(
         [("a", P), ("b", P[:2])], {"a": 5, "b": 1, "c": 0}, P, "b"
