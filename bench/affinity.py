@@ -156,7 +156,11 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     report: dict[str, Any] = {"commit": commit.stdout.strip(), "args": vars(args), "policies": {}}
     for routing in args.only or POLICIES:
-        report["policies"][routing] = result = measure(routing, args)
+        try:
+            result = measure(routing, args)
+        except RuntimeError as exc:  # one policy that cannot start (e.g. `prefix` without pyarrow) spoils no other
+            result = {"error": f"{exc}; see bench/results/affinity-{routing}.log"}
+        report["policies"][routing] = result
         print(json.dumps({routing: result}), flush=True)
     (ROOT / "bench" / "results" / "affinity.json").write_text(json.dumps(report, indent=2) + "\n")
 
