@@ -25,6 +25,9 @@ CPU_DEFAULT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 # Serve's power-of-two-choices on in-flight requests.
 PREFIX_ROUTER = "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
 PREFIX_IMBALANCE = 8
+# Herd's own cache-aware router. A dotted path, not an import: Serve imports it where the deployment is
+# built (the manager) and runs it where the handles are (router replicas), never in this process.
+CACHE_AWARE_ROUTER = "router.dispatch.cache_router.CacheAwareRouter"
 
 log = logging.getLogger("herd.worker")
 
@@ -113,18 +116,9 @@ def worker_options(spec: ModelSpec) -> dict[str, Any]:
                 "target_ongoing_requests": spec.target_ongoing_requests,
             }
         }
-    routing: dict[str, Any] = {}
-    if spec.routing == "prefix":
-        routing = {
-            "request_router_config": {
-                "request_router_class": PREFIX_ROUTER,
-                # Prefix affinity only while replicas' queues differ by fewer than this many requests.
-                "request_router_kwargs": {"imbalanced_threshold": PREFIX_IMBALANCE},
-            }
-        }
     return {
         **scaling,
-        **routing,
+        **request_router(spec),
         "max_ongoing_requests": spec.max_ongoing_requests,
         # Beyond this the handle raises BackPressureError, which the router answers with 503.
         "max_queued_requests": spec.max_queued_requests,
@@ -136,6 +130,21 @@ def worker_options(spec: ModelSpec) -> dict[str, Any]:
         "health_check_period_s": 10,
         "health_check_timeout_s": 30,
     }
+
+
+def request_router(spec: ModelSpec) -> dict[str, Any]:
+    """The deployment's `request_router_config` for its `routing` (none: Serve's power of two choices)."""
+    if spec.routing == "prefix":
+        # Prefix affinity only while replicas' queues differ by fewer than this many requests.
+        return {
+            "request_router_config": {
+                "request_router_class": PREFIX_ROUTER,
+                "request_router_kwargs": {"imbalanced_threshold": PREFIX_IMBALANCE},
+            }
+        }
+    if spec.routing == "cache-aware":
+        return {"request_router_config": {"request_router_class": CACHE_AWARE_ROUTER}}
+    return {}
 
 
 if TYPE_CHECKING:  # mypy checks that the deployment serves the surface routers call

@@ -46,10 +46,12 @@ class ModelSpec(BaseModel):
     target_ongoing_requests: float = Field(
         16, gt=0, description="With `max_replicas`: the ongoing requests per replica autoscaling aims for."
     )
-    routing: Literal["least-loaded", "prefix"] = Field(
+    routing: Literal["least-loaded", "prefix", "cache-aware"] = Field(
         "least-loaded",
-        description="Replica choice: least in-flight work of two random replicas, or prefix affinity "
-        "(a conversation returns to the replica holding its KV cache while load stays balanced).",
+        description="Replica choice: least in-flight work of two random replicas; Ray Serve's prefix affinity "
+        "(a conversation returns to the replica holding its KV cache while queues differ by fewer than 8); "
+        "or cache-aware (the replica holding the longest cached prefix unless it is busier than the least "
+        "loaded one by more than a bound, then the least loaded).",
     )
     max_queued_requests: int = Field(
         512, ge=1, description="Requests the model may queue beyond its replicas' capacity before answering 503."

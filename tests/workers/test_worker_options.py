@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def test_prefix_routing_uses_serves_prefix_aware_router() -> None:
     config = worker_options(_spec(routing="prefix"))["request_router_config"]
     assert config["request_router_class"] == "ray.serve.llm.request_router.PrefixCacheAffinityRouter"
     assert config["request_router_kwargs"] == {"imbalanced_threshold": 8}
+
+
+def test_cache_aware_routing_names_herds_router_by_its_dotted_path() -> None:
+    config = worker_options(_spec(routing="cache-aware"))["request_router_config"]
+    module, _, name = config["request_router_class"].rpartition(".")
+    # Serve imports it where handles live; the path must resolve to a Serve request router there.
+    from ray.serve.request_router import RequestRouter
+
+    assert issubclass(getattr(importlib.import_module(module), name), RequestRouter)
 
 
 @pytest.mark.parametrize(
