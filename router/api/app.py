@@ -101,8 +101,9 @@ def create_app(
         rag = Rag(settings, catalog, generations, rag_stores, Tokenizers(), metrics.own)
         rag_api = RagApi(rag, catalog, openai, ollama)
         openai_chat, ollama_chat, extra = rag_api.openai_chat, rag_api.ollama_chat, rag_routes(rag_api)
-    anthropic = AnthropicApi(catalog, generations)
-    responses = ResponsesApi(catalog, generations, ResponseStore(catalog.store.redis, settings.responses_ttl_s))
+    anthropic = AnthropicApi(catalog, generations, caps)
+    store = ResponseStore(catalog.store.redis, settings.responses_ttl_s)
+    responses = ResponsesApi(catalog, generations, store, caps)
     routes = [
         Route("/", root, methods=["GET", "HEAD"]),
         Route("/api/version", ollama.version, methods=["GET", "HEAD"]),

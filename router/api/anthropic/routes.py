@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api.anthropic import encode
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.frames import server_timing
 from router.api.resolve import resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
@@ -42,9 +43,10 @@ def tool_use_id() -> str:
 
 
 class AnthropicApi:
-    def __init__(self, catalog: Catalog, generations: Generations) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
+        self._caps = caps
 
     async def messages(self, request: Request) -> Response:
         started = now_ns()
@@ -56,7 +58,8 @@ class AnthropicApi:
             max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
             stop=req.stop_sequences,
         )  # fmt: skip
-        greq = GenerationRequest(new_request_id(), chat_prompt(req, record, tools), guided(sampling, tools))
+        sampling = guided(self._caps.sampling(sampling, "max_tokens"), tools)
+        greq = GenerationRequest(new_request_id(), chat_prompt(req, record, tools), sampling)
         events = await self._generations.open(record, greq, "anthropic", started)
         reader, message_id = tools.reader(tool_use_id), openai_id("msg_")
         if req.stream:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from router.api.body import parse_json_body
+from router.api.bounds import Caps
 from router.api.frames import server_timing
 from router.api.resolve import resolve_model
 from router.api.responses import encode
@@ -40,10 +41,11 @@ TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 
 
 class ResponsesApi:
-    def __init__(self, catalog: Catalog, generations: Generations, store: ResponseStore) -> None:
+    def __init__(self, catalog: Catalog, generations: Generations, store: ResponseStore, caps: Caps) -> None:
         self._catalog = catalog
         self._generations = generations
         self._store = store
+        self._caps = caps
 
     async def create(self, request: Request) -> Response:
         started = now_ns()
@@ -56,7 +58,8 @@ class ResponsesApi:
         tools = tool_plan(req)
         system = [{"role": "system", "content": req.instructions}] if req.instructions else []
         prompt = ChatPrompt(record.chat_messages([*system, *conversation]), tools.tools)
-        greq = GenerationRequest(new_request_id(), prompt, guided(_sampling(req), tools), truncate=_truncate(req))
+        sampling = guided(self._caps.sampling(_sampling(req), "max_output_tokens"), tools)
+        greq = GenerationRequest(new_request_id(), prompt, sampling, truncate=_truncate(req))
         events = await self._generations.open(record, greq, "responses", started)
         head, reader = _head(req), tools.reader(openai_call_id)
         if req.stream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -76,3 +77,45 @@ def test_a_request_without_a_token_bound_gets_the_cap(redis_url: str) -> None:
     with TestClient(app(redis_url, {"chat--1": worker}, settings=Settings(max_tokens=100))) as client:
         serving(client).post("/api/generate", json={"model": "chat:1", "prompt": "hi", "stream": False})
     assert worker.requests[0].sampling.max_tokens == 100
+
+
+MESSAGES = {"model": "chat:1", "messages": [{"role": "user", "content": "hi"}]}
+RESPONSES = {"model": "chat:1", "input": "hi", "store": False}
+
+
+def _anthropic_cap(asked: int) -> dict[str, Any]:
+    message = f"max_tokens must be at most 100 on this server, got {asked}"
+    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+def _responses_cap(asked: int) -> dict[str, Any]:
+    message = f"max_output_tokens must be at most 100 on this server, got {asked}"
+    return {"error": {"message": message, "type": "invalid_request_error", "param": "max_output_tokens", "code": None}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "refused", "forwarded"),
+    [
+        ("/v1/messages", MESSAGES | {"max_tokens": 101}, 400, _anthropic_cap(101), None),
+        ("/v1/messages", MESSAGES | {"max_tokens": 10**9, "stream": True}, 400, _anthropic_cap(10**9), None),
+        ("/v1/messages", MESSAGES | {"max_tokens": 100}, 200, None, 100),
+        ("/v1/messages", MESSAGES | {"max_tokens": 7, "stream": True}, 200, None, 7),
+        ("/v1/responses", RESPONSES | {"max_output_tokens": 101}, 400, _responses_cap(101), None),
+        ("/v1/responses", RESPONSES | {"max_output_tokens": 10**9, "stream": True}, 400, _responses_cap(10**9), None),
+        ("/v1/responses", RESPONSES | {"max_output_tokens": 100}, 200, None, 100),
+        ("/v1/responses", RESPONSES, 200, None, 100),  # no bound asked: the cap is the bound
+        ("/v1/responses", RESPONSES | {"stream": True}, 200, None, 100),
+    ],
+)
+def test_messages_and_responses_apply_the_token_cap(
+    redis_url: str, path: str, body: dict[str, Any], status: int, refused: dict[str, Any] | None, forwarded: int | None
+) -> None:
+    seed(redis_url, [record("chat:1")])
+    worker = FakeWorker(ANSWER)
+    with TestClient(app(redis_url, {"chat--1": worker}, settings=Settings(max_tokens=100))) as raw:
+        r = serving(raw).post(path, json=body)
+    assert r.status_code == status, r.text
+    if refused is not None:
+        assert r.json() == refused and worker.requests == []  # refused before any engine work
+    else:
+        assert [q.sampling.max_tokens for q in worker.requests] == [forwarded]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from router.api.bounds import Caps
 from router.api.responses import encode
 from router.api.responses.routes import ResponsesApi, assistant_message, input_messages
 from router.convert.tools import CallArgs, CallStart, Piece, Reader, Text, ToolCall
@@ -212,7 +213,7 @@ def _events(first: list[Event], call: Callable[[], Awaitable[None]]) -> EventStr
 
 
 def _frames(first: list[Event], call: Callable[[], Awaitable[None]], store: _Store) -> list[bytes]:
-    api = ResponsesApi(None, None, store)  # type: ignore[arg-type]
+    api = ResponsesApi(None, None, store, Caps(1, 100))  # type: ignore[arg-type]
 
     async def run() -> list[bytes]:
         out = encode.ResponseStream(HEAD)
