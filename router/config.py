@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,23 @@ def load_config(path: Path) -> ClusterConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return ClusterConfig.model_validate(raw)
+        config = ClusterConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+    _check_installed(config, path)
+    return config
+
+
+def _check_installed(config: ClusterConfig, path: Path) -> None:
+    """What a config asks for that this install lacks, said at start, not as a failed deployment."""
+    routings: list[tuple[str, object]] = [(f"models.{i}", m.routing) for i, m in enumerate(config.models)]
+    routings.append(("pull_defaults", config.pull_defaults.get("routing")))
+    for where, routing in routings:
+        if routing == "prefix" and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigError(
+                f"{path}: {where}.routing: 'prefix' is Ray Serve LLM's PrefixCacheAffinityRouter, which needs "
+                "pyarrow (pip install pyarrow); 'cache-aware' is Herd's own and needs nothing more"
+            )

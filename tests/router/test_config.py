@@ -61,3 +61,27 @@ def test_chat_only_yaml_is_the_default_chat_model_with_overrides(tmp_path: Path)
     (model,) = load_config(path).models
     chat = next(m for m in default_config().models if m.kind == "generate")
     assert model == chat.model_copy(update={"replicas": 2, "routing": "prefix"})
+
+
+@pytest.mark.parametrize("pyarrow", [True, False])
+def test_prefix_routing_without_pyarrow_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool
+) -> None:
+    """Ray Serve LLM's prefix router imports pyarrow: without it the deployment fails later, unexplained."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return (object() if pyarrow else None) if name == "pyarrow" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    path = tmp_path / "prefix.yaml"
+    path.write_text(chat_only_yaml(replicas=2, routing="prefix"))
+    if pyarrow:
+        assert load_config(path).models[0].routing == "prefix"
+    else:
+        with pytest.raises(ConfigError, match=r"models\.0\.routing: 'prefix' .* needs pyarrow .* 'cache-aware'"):
+            load_config(path)
+    path.write_text(chat_only_yaml(replicas=2, routing="cache-aware"))
+    assert load_config(path).models[0].routing == "cache-aware"
