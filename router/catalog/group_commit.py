@@ -14,6 +14,8 @@ Rules:
 - A call cancelled before its batch is sent is left out of it. One cancelled while its batch is
   in flight does not cancel the batch (the others still get their answers); its result, which
   Redis did apply, goes to `abandoned` so the owner can undo what it did (a counted lease).
+- With `wait_s`, a call that has no answer by then (a hung Redis) raises `timeout()` and is
+  treated as cancelled: callers are bounded as a bounded pool bounded them.
 """
 
 from __future__ import annotations
@@ -35,9 +37,18 @@ def _ignore(item: object, result: object) -> None:
 class GroupCommit(Generic[T, R]):
     """`await batcher(item)`: the outcome of `item` in the next round trip `send` makes."""
 
-    def __init__(self, send: Send[T, R], abandoned: Callable[[T, R], None] = _ignore) -> None:
+    def __init__(
+        self,
+        send: Send[T, R],
+        abandoned: Callable[[T, R], None] = _ignore,
+        *,
+        wait_s: float | None = None,
+        timeout: Callable[[], Exception] = TimeoutError,
+    ) -> None:
         self._send = send
         self._abandoned = abandoned
+        self._wait_s = wait_s
+        self._timeout = timeout
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -51,7 +62,12 @@ class GroupCommit(Generic[T, R]):
         self._queue.append((item, future))
         if self._task is None:
             self._task = loop.create_task(self._run())
-        return await future
+        if self._wait_s is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, self._wait_s)  # cancels `future` when it expires
+        except TimeoutError:
+            raise self._timeout() from None
 
     async def _run(self) -> None:
         try:

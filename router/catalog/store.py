@@ -66,11 +66,14 @@ class CatalogStore:
     def __init__(self, redis: Redis) -> None:
         # redis-py's async stubs type replies as `Awaitable[...] | ...` unions; Any keeps this readable.
         self._redis: Any = redis
-        # One GET answers every request start that waits for the same round trip.
-        self._version = GroupCommit[None, int](self._read_versions)
-        self._snapshots = GroupCommit[None, Snapshot](self._read_snapshots)
-        self._begins = GroupCommit[tuple[str, str], bool](self._send_begins, self._undo_begin)
-        self._ends = GroupCommit[tuple[str, str, int], None](self._send_ends)
+        # Request starts and ends share round trips (one GET answers every version check of one);
+        # each waits at most as long as it waited for a pooled connection before (a hung Redis).
+        self._version = GroupCommit[None, int](self._read_versions, wait_s=POOL_WAIT_S, timeout=_no_reply)
+        self._snapshots = GroupCommit[None, Snapshot](self._read_snapshots, wait_s=POOL_WAIT_S, timeout=_no_reply)
+        self._begins = GroupCommit[tuple[str, str], bool](
+            self._send_begins, self._undo_begin, wait_s=POOL_WAIT_S, timeout=_no_reply
+        )
+        self._ends = GroupCommit[tuple[str, str, int], None](self._send_ends, wait_s=POOL_WAIT_S, timeout=_no_reply)
         self._undos: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -214,6 +217,11 @@ class CatalogStore:
         """At stack start nothing is loaded: forget loaded/expiry/busy state of a previous run."""
         keys = [key async for key in self._redis.scan_iter(match=BUSY + "*")]
         await self._redis.delete(LOADED, EXPIRY, *keys)
+
+
+def _no_reply() -> Exception:
+    # A RedisError, so callers treat a hung Redis as they treat one that is down.
+    return TimeoutError(f"no reply from Redis in {POOL_WAIT_S:.0f} s")
 
 
 def _first_error(replies: Sequence[Any]) -> Exception | None:

@@ -141,3 +141,21 @@ def test_one_batcher_serves_a_second_event_loop() -> None:
     batcher = GroupCommit[str, str](redis.send)
     assert asyncio.run(batcher("a")) == "a@0"
     assert asyncio.run(batcher("b")) == "b@0"
+
+
+def test_a_call_with_no_answer_in_time_raises_and_counts_as_cancelled() -> None:
+    async def run() -> tuple[str, list[tuple[str, str]]]:
+        redis, abandoned = _Redis(), []
+
+        def keep(item: str, result: str) -> None:
+            abandoned.append((item, result))
+
+        batcher = GroupCommit[str, str](redis.send, keep, wait_s=0.05, timeout=lambda: OSError("hung"))
+        redis.gate.clear()  # Redis does not answer...
+        with pytest.raises(OSError, match="hung"):
+            await batcher("a")
+        redis.gate.set()  # ...until later: the late result is handed back to be undone
+        await _turn()
+        return await batcher("b"), abandoned
+
+    assert asyncio.run(run()) == ("b@0", [("a", "a@0")])
