@@ -1,8 +1,9 @@
 """Model records and the names that resolve to them, read through from the shared Redis store.
 
 Every router replica keeps a copy of the catalog and checks the store's version counter on each
-lookup (one Redis round trip), so a model created, copied or deleted through any replica is seen
-by all of them on their next request.
+lookup (a read made after the lookup started, in a round trip shared with the lookups that wait for
+the same one), so a model created, copied or deleted through any replica is seen by all of them on
+their next request.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ class Catalog:
             if self._version < 0:
                 raise
             log.warning("Redis unavailable, serving the cached catalog: %s", exc)
+            return
+        if version == self._version:  # a lookup that shared this snapshot has read it in already
             return
         records, unreadable = {}, {}
         for key, raw in raw_records.items():

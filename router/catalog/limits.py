@@ -6,6 +6,9 @@ counts it: requests per minute in a sliding window (a sorted set of request time
 fixed minute windows charged with the real usage once a request ends. Times are Redis's own
 clock, so replicas with skewed clocks still agree.
 
+Each script call is its own atomic run in Redis; the calls that wait for the same round trip are
+only sent together (router/catalog/group_commit.py), so a burst of requests is a few round trips.
+
 Keys: `herd:rl:r:<hash>` sorted set (request times, ms), `herd:rl:t:<hash>:<minute>` counter;
 both expire on their own.
 """
@@ -16,6 +19,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
+from router.catalog.group_commit import GroupCommit
 from router.catalog.keys import KEYS, ApiKey
 
 WINDOW_MS = 60_000
@@ -86,12 +92,12 @@ class Usage:
 
 class Limiter:
     def __init__(self, redis: Any) -> None:
-        self._admit = redis.register_script(ADMIT)
-        self._charge = redis.register_script(CHARGE)
+        self._admit = BatchedScript(redis, ADMIT)
+        self._charge = BatchedScript(redis, CHARGE)
 
     async def admit(self, key_hash: str) -> Admission:
-        """Look the key up and count the request against its limits, in one round trip."""
-        reply = await self._admit(keys=[KEYS], args=[key_hash, uuid.uuid4().hex])
+        """Look the key up and count the request against its limits, in one script run."""
+        reply = await self._admit(((KEYS,), (key_hash, uuid.uuid4().hex)))
         if reply[0] == 0:
             return Admission(None, False)
         code, raw, used_r, used_t, reset_r, reset_t = reply
@@ -101,4 +107,35 @@ class Limiter:
 
     async def charge(self, key_hash: str, tokens: int) -> None:
         if tokens > 0:
-            await self._charge(keys=[], args=[key_hash, tokens])
+            await self._charge(((), (key_hash, tokens)))
+
+
+Call = tuple[tuple[str, ...], tuple[Any, ...]]  # (keys, args) of one script run
+
+
+class BatchedScript:
+    """`await script((keys, args))`: one EVALSHA of `source`, sent in a pipeline with the calls
+    that wait for the same round trip. Each run is atomic on its own; none is merged with another."""
+
+    def __init__(self, redis: Any, source: str) -> None:
+        self._redis = redis
+        self._script = redis.register_script(source)
+        self._batch = GroupCommit[Call, Any](self._send)
+
+    async def __call__(self, call: Call) -> Any:
+        return await self._batch(call)
+
+    async def _send(self, calls: list[Call]) -> list[Any]:
+        replies = await self._evalshas(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # a restarted (or flushed) Redis: those runs did not happen, so they are safe to send again
+            await self._redis.script_load(self._script.script)
+            for i, reply in zip(missing, await self._evalshas([calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _evalshas(self, calls: list[Call]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))

@@ -14,12 +14,17 @@ never interleave. Runtime keys are reset when the stack starts (nothing is loade
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+from router.catalog.group_commit import GroupCommit
 
 MODELS = "herd:models"
 NAMES = "herd:names"
@@ -30,11 +35,14 @@ EXPIRY = "herd:expiry"
 BUSY = "herd:busy:"
 BUSY_TTL_S = 30
 FOREVER = -1
-# Connections per process: every request start reads the catalog version and counts a lease,
-# each a short round trip, so a few dozen connections serve thousands of concurrent requests.
+# Connections per process. Request starts and ends go in group commits (one round trip in flight
+# each, however many requests), so the pool is for everything else.
 POOL_SIZE = 32
 POOL_WAIT_S = 10.0
 RETRIES = 3
+
+log = logging.getLogger("herd.store")
+Snapshot = tuple[int, dict[str, str], dict[str, str]]
 
 
 def connect(url: str, max_connections: int = POOL_SIZE) -> Redis:
@@ -58,6 +66,15 @@ class CatalogStore:
     def __init__(self, redis: Redis) -> None:
         # redis-py's async stubs type replies as `Awaitable[...] | ...` unions; Any keeps this readable.
         self._redis: Any = redis
+        # Request starts and ends share round trips (one GET answers every version check of one);
+        # each waits at most as long as it waited for a pooled connection before (a hung Redis).
+        self._version = GroupCommit[None, int](self._read_versions, wait_s=POOL_WAIT_S, timeout=_no_reply)
+        self._snapshots = GroupCommit[None, Snapshot](self._read_snapshots, wait_s=POOL_WAIT_S, timeout=_no_reply)
+        self._begins = GroupCommit[tuple[str, str], bool](
+            self._send_begins, self._undo_begin, wait_s=POOL_WAIT_S, timeout=_no_reply
+        )
+        self._ends = GroupCommit[tuple[str, str, int], None](self._send_ends, wait_s=POOL_WAIT_S, timeout=_no_reply)
+        self._undos: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(cls, url: str, max_connections: int = POOL_SIZE) -> CatalogStore:
@@ -74,14 +91,22 @@ class CatalogStore:
     # -- catalog ------------------------------------------------------------------------------
 
     async def version(self) -> int:
-        return int(await self._redis.get(VERSION) or 0)
+        """The catalog's version, read after this call was made (never an answer from before it)."""
+        return await self._version(None)
 
-    async def snapshot(self) -> tuple[int, dict[str, str], dict[str, str]]:
-        """(version, canonical key -> record JSON, name key -> canonical key), read atomically."""
+    async def _read_versions(self, calls: list[None]) -> list[int]:
+        return [int(await self._redis.get(VERSION) or 0)] * len(calls)
+
+    async def snapshot(self) -> Snapshot:
+        """(version, canonical key -> record JSON, name key -> canonical key), read atomically
+        after this call was made. Lookups that find the catalog changed at once share one read."""
+        return await self._snapshots(None)
+
+    async def _read_snapshots(self, calls: list[None]) -> list[Snapshot]:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(VERSION).hgetall(MODELS).hgetall(NAMES)
             version, records, names = await pipe.execute()
-        return int(version or 0), records, names
+        return [(int(version or 0), records, names)] * len(calls)
 
     async def put(self, key: str, record_json: str, names: list[str]) -> None:
         """Register (or replace) the record at `key`, reachable by `names` (which include `key`).
@@ -144,18 +169,38 @@ class CatalogStore:
 
     async def begin(self, router_id: str, deployment_id: str) -> bool:
         """Count a request in flight on this router; returns whether the deployment is loaded."""
+        return await self._begins((router_id, deployment_id))
+
+    async def _send_begins(self, calls: list[tuple[str, str]]) -> list[bool | Exception]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(BUSY + router_id, deployment_id, 1).expire(BUSY + router_id, BUSY_TTL_S)
-            pipe.hexists(LOADED, deployment_id)
-            *_, loaded = await pipe.execute()
-        return bool(loaded)
+            for router_id, deployment_id in calls:
+                pipe.hincrby(BUSY + router_id, deployment_id, 1).expire(BUSY + router_id, BUSY_TTL_S)
+                pipe.hexists(LOADED, deployment_id)
+            replies = await pipe.execute(raise_on_error=False)
+        return [_first_error(replies[i : i + 3]) or bool(replies[i + 2]) for i in range(0, len(replies), 3)]
+
+    def _undo_begin(self, call: tuple[str, str], _loaded: bool) -> None:
+        # The caller was cancelled while its count was on the way: no lease will end it, so it ends here.
+        task = asyncio.create_task(self._uncount(*call))
+        self._undos.add(task)
+        task.add_done_callback(self._undos.discard)
+
+    async def _uncount(self, router_id: str, deployment_id: str) -> None:
+        try:
+            await self._redis.hincrby(BUSY + router_id, deployment_id, -1)
+        except RedisError as exc:  # the key's TTL still ends it if this router dies
+            log.warning("could not uncount a cancelled request on %s: %s", deployment_id, exc)
 
     async def end(self, router_id: str, deployment_id: str, expires_ns: int | None) -> None:
         """The request finished: the model's keep-alive now runs from here (the last request's wins)."""
-        expiry = FOREVER if expires_ns is None else expires_ns
+        await self._ends((router_id, deployment_id, FOREVER if expires_ns is None else expires_ns))
+
+    async def _send_ends(self, calls: list[tuple[str, str, int]]) -> list[None | Exception]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(BUSY + router_id, deployment_id, -1).hset(EXPIRY, deployment_id, expiry)
-            await pipe.execute()
+            for router_id, deployment_id, expiry in calls:
+                pipe.hincrby(BUSY + router_id, deployment_id, -1).hset(EXPIRY, deployment_id, expiry)
+            replies = await pipe.execute(raise_on_error=False)
+        return [_first_error(replies[i : i + 2]) for i in range(0, len(replies), 2)]
 
     async def heartbeat(self, router_id: str) -> None:
         await self._redis.expire(BUSY + router_id, BUSY_TTL_S)
@@ -172,6 +217,16 @@ class CatalogStore:
         """At stack start nothing is loaded: forget loaded/expiry/busy state of a previous run."""
         keys = [key async for key in self._redis.scan_iter(match=BUSY + "*")]
         await self._redis.delete(LOADED, EXPIRY, *keys)
+
+
+def _no_reply() -> Exception:
+    # A RedisError, so callers treat a hung Redis as they treat one that is down.
+    return TimeoutError(f"no reply from Redis in {POOL_WAIT_S:.0f} s")
+
+
+def _first_error(replies: Sequence[Any]) -> Exception | None:
+    """One call's error among its commands' replies (a pipeline without raise_on_error keeps them apart)."""
+    return next((reply for reply in replies if isinstance(reply, Exception)), None)
 
 
 def _expiry(raw: str) -> int | None:

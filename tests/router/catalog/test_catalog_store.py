@@ -93,6 +93,42 @@ def test_more_concurrent_requests_than_connections_wait_for_one(redis_url: str) 
     asyncio.run(run())
 
 
+def test_a_burst_of_request_starts_counts_each_once_and_answers_each_its_own(redis_url: str) -> None:
+    """400 begins on two deployments (one loaded) at once, on one connection: each counted once, each
+    told whether its own deployment is loaded; then the ends of all of them bring the counts to 0."""
+
+    async def run() -> None:
+        store = CatalogStore.from_url(redis_url, max_connections=1)
+        await store.set_loaded("m--1", LoadedModel(name="m:1").model_dump_json())
+        deployments = ["m--1" if i % 3 else "cold" for i in range(400)]
+        answers = await asyncio.gather(*(store.begin("router-a", dep) for dep in deployments))
+        assert answers == [dep == "m--1" for dep in deployments]
+        assert await store.busy() == {"m--1": 266, "cold": 134}
+        await asyncio.gather(*(store.end("router-a", dep, 7) for dep in deployments))
+        assert await store.busy() == {"m--1": 0, "cold": 0} and (await store.expiries())["m--1"] == 7
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_lookup_after_a_change_sees_it_even_while_a_burst_is_reading(redis_url: str) -> None:
+    """Read-after-write across replicas holds under group commit: lookups that start after another
+    replica's change see it, though lookups from before it are still in flight."""
+    seed(redis_url, [record("m:1")])
+
+    async def run() -> None:
+        store = CatalogStore.from_url(redis_url)
+        reader, writer = Catalog(store), Catalog(CatalogStore.from_url(redis_url))
+        before = [asyncio.create_task(reader.resolve("m:1")) for _ in range(200)]
+        await asyncio.sleep(0)
+        await writer.put(record("new:1"))
+        after = await asyncio.gather(*(reader.resolve("new:1") for _ in range(200)))
+        assert {r.name for r in after} == {"new:1"} and len(await asyncio.gather(*before)) == 200
+        await store.close()
+
+    asyncio.run(run())
+
+
 def test_pooled_connections_survive_a_redis_restart(tmp_path: Path) -> None:
     """kill -9 and a restart on the same port: requests on connections pooled before it succeed."""
     server = EmbeddedRedis(tmp_path / "redis")
