@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
@@ -34,6 +34,8 @@ from workers.events import (
 log = logging.getLogger("herd.generation")
 # Placing a replica again takes a node joining and an engine starting: tens of seconds at least.
 NO_REPLICA_RETRY_AFTER_S = 10
+# How often a request still waiting for its first answer looks again whether the model has replicas.
+NO_REPLICA_CHECK_S = 1.0
 T = TypeVar("T")
 
 
@@ -152,13 +154,13 @@ class Generations:
         deadline = started_ns + self._timeout_ns
         try:
             try:
-                incoming, first = await self._start(handle, request, deadline)
+                incoming, first = await self._start(record, handle, request, deadline)
             except ReplicaLost:
                 # The replica died before sending anything: once more, on another replica, under a
                 # new id so nothing late from the first attempt can mix in.
                 await self._require_running(record)
                 retry = replace(request, request_id=new_request_id())
-                incoming, first = await self._start(handle, retry, deadline)
+                incoming, first = await self._start(record, handle, retry, deadline)
         except BaseException:
             observer.closed()
             lease.release()
@@ -199,12 +201,28 @@ class Generations:
         return streams
 
     async def _start(
-        self, handle: WorkerHandle, request: GenerationRequest, deadline_ns: int
+        self, record: ModelRecord, handle: WorkerHandle, request: GenerationRequest, deadline_ns: int
     ) -> tuple[Incoming, list[Event]]:
         call = handle.generate_to.remote(request, self._inbox.address)
         time_left_s = max(deadline_ns - now_ns(), 0) / 1e9
         incoming = self._inbox.open(request.request_id, call, call.cancel, time_left_s)
-        return incoming, await _first_batch(incoming)
+        return incoming, await self._while_replicas_run(record, _first_batch(incoming))
+
+    async def _while_replicas_run(self, record: ModelRecord, work: Awaitable[T]) -> T:
+        """`work` (a call's first answer), unless every replica of the model goes away meanwhile:
+        Serve holds a call that finds no replica until one returns, so the check repeats while it
+        waits, and cancelling `work` cancels the call."""
+        if self._availability is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=NO_REPLICA_CHECK_S)
+                if done:
+                    return task.result()
+                await self._require_running(record)
+        finally:
+            task.cancel()
 
     async def embed(
         self, record: ModelRecord, request: EmbedRequest, keep_alive: Any = None, usage: Usage | None = None
@@ -223,7 +241,12 @@ class Generations:
         lease = await self.leases.acquire(record, keep_alive)
         handle = await self._handle(record, lease)
         try:
-            return await start(handle)
+            call = start(handle)
+            try:
+                return await self._while_replicas_run(record, call)
+            except BaseException:
+                call.cancel()
+                raise
         except Exception as exc:
             raise map_error(exc) from exc
         finally:

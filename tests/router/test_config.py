@@ -57,10 +57,10 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_chat_only_yaml_is_the_default_chat_model_with_overrides(tmp_path: Path) -> None:
     path = tmp_path / "chat.yaml"
-    path.write_text(chat_only_yaml(replicas=2, routing="prefix"))
+    path.write_text(chat_only_yaml(replicas=2, routing="cache-aware"))
     (model,) = load_config(path).models
     chat = next(m for m in default_config().models if m.kind == "generate")
-    assert model == chat.model_copy(update={"replicas": 2, "routing": "prefix"})
+    assert model == chat.model_copy(update={"replicas": 2, "routing": "cache-aware"})
 
 
 @pytest.mark.parametrize("pyarrow", [True, False])

@@ -183,6 +183,35 @@ def test_a_model_with_no_running_replica_is_a_503_at_once(make_generations: Make
     assert worker.requests == []
 
 
+def test_a_request_waiting_when_the_last_replica_goes_is_a_503_and_cancelled(
+    make_generations: MakeGenerations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serve holds a call that finds no replica; the router keeps looking while it waits."""
+    monkeypatch.setattr("router.dispatch.generation.NO_REPLICA_CHECK_S", 0.05)
+    worker = FakeWorker([[Delta("late", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=5)
+    running = {"m--1": 1}
+
+    async def counts() -> dict[str, int]:
+        return dict(running)
+
+    async def run() -> float:
+        generations, inbox = await make_generations(worker, RouterMetrics())
+        generations._availability = Availability(counts, max_age_s=0, recheck_s=0)
+        request = GenerationRequest("r", TextPrompt("x"), Sampling())
+        opening = asyncio.create_task(generations.open(_record(), request, "ollama", now_ns()))
+        await asyncio.sleep(0.2)
+        assert not opening.done()  # replicas run: it waits for its first token
+        running["m--1"] = 0  # the node with every replica left
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Overloaded, match="no running replica"):
+            await asyncio.wait_for(opening, 2)
+        await asyncio.sleep(0.05)
+        assert worker.cancelled == 1 and open_streams(inbox) == 0
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(run()) < 1
+
+
 @pytest.mark.parametrize(("pause_s", "timeout_s", "sent"), [(0.3, 0.1, range(0, 1)), (0.1, 0.25, range(1, 4))])
 def test_a_generation_past_its_time_limit_is_stopped(
     pause_s: float, timeout_s: float, sent: range, make_generations: MakeGenerations
