@@ -298,7 +298,9 @@ def test_losing_the_gpu_node_fails_fast_and_its_return_serves_again(nodes: TwoNo
             answers.append((r.status_code, r.headers.get("retry-after"), time.monotonic() - sent))
             time.sleep(5)
     print(f"\nGPU node lost: the stream in flight ended in-band after {ended:.1f}s; new requests: {answers}")
-    assert all(status == 503 and retry and took < 10 for status, retry, took in answers), answers
+    assert all(status == 503 and retry for status, retry, _ in answers), answers
+    # The first may wait for Serve to find the replicas dead (seen: 7 s); once it has, at once.
+    assert answers[0][2] < 20 and all(took < 2 for _, _, took in answers[1:]), answers
 
     # The node comes back (a new raylet on the same machine): served again, herd serve untouched.
     nodes.worker.stop()

@@ -6,11 +6,13 @@ two), because they load and break it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -123,6 +125,39 @@ def test_a_full_queue_answers_503_with_retry_after(cluster: httpx.Client) -> Non
     assert streams.statuses.count(503) >= 4, streams.statuses
     assert all(b["error"] == "the model's request queue is full, try again shortly" for b in streams.bodies)
     assert all(b["retry-after"] for b in streams.bodies)
+
+
+def test_a_flood_of_400_concurrent_requests_gets_only_answers_or_503_with_retry_after(cluster: httpx.Client) -> None:
+    """Far beyond what the replicas take and queue: the rest are refused at once, none hangs or fails."""
+    flood = 400
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    limits = httpx.Limits(max_connections=flood, max_keepalive_connections=0)
+
+    async def one(client: httpx.AsyncClient) -> httpx.Response | str:
+        try:
+            return await client.post("/v1/chat/completions", json=body)
+        except httpx.HTTPError as exc:  # a hang ends here, at the client's timeout
+            return type(exc).__name__
+
+    async def run() -> list[httpx.Response | str]:
+        timeout = httpx.Timeout(120, connect=30)
+        async with httpx.AsyncClient(base_url=str(cluster.base_url), timeout=timeout, limits=limits) as client:
+            return await asyncio.gather(*(one(client) for _ in range(flood)))
+
+    started = time.monotonic()
+    answers = asyncio.run(run())
+    took = time.monotonic() - started
+    counts = Counter(str(a.status_code) if isinstance(a, httpx.Response) else a for a in answers)
+    print(f"\nflood of {flood} concurrent chat requests: {dict(sorted(counts.items()))} in {took:.1f}s")
+    assert set(counts) <= {"200", "503"} and counts["200"] >= REPLICAS * ONGOING, counts
+    for r in answers:
+        assert isinstance(r, httpx.Response)
+        if r.status_code == 200:
+            assert r.json()["usage"]["completion_tokens"] == 1
+        else:
+            assert int(r.headers["Retry-After"]) >= 1 and r.json()["error"]["code"] == "overloaded", r.text
+    after = {"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
+    assert cluster.post("/api/generate", json=after).status_code == 200  # and then served as before
 
 
 def test_a_replica_killed_mid_stream_ends_the_stream_and_the_next_request_succeeds(cluster: httpx.Client) -> None:
