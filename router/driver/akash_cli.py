@@ -93,14 +93,17 @@ def execute(args: argparse.Namespace, rt: Runtime) -> int | None:
 
 
 def sdl_options(args: argparse.Namespace, env: Mapping[str, str]) -> SdlOptions:
-    """Options from the command line; secrets from the environment (a random Redis password when unset)."""
+    """Options from the command line; secrets from the environment (a random Redis password and Ray
+    token when unset)."""
     admin_key = env.get("HERD_ADMIN_KEY", "")
     if not admin_key:
         raise DeployError(f"set HERD_ADMIN_KEY, the key that administers the deployed Herd: {KEY_HINT}")
     redis_password = env.get("HERD_REDIS_PASSWORD", "") or (secrets.token_urlsafe(24) if args.nodes else "")
+    ray_token = env.get("HERD_RAY_TOKEN", "") or (secrets.token_urlsafe(32) if args.nodes else "")
     return SdlOptions(
         admin_key=admin_key,
         redis_password=redis_password,
+        ray_token=ray_token,
         nodes=args.nodes,
         router_replicas=args.routers,
         gpu_models=tuple(GpuModel.parse(g) for g in args.gpu_model),
@@ -144,7 +147,13 @@ def deploy_command(args: argparse.Namespace, rt: Runtime) -> int:
     service = "head" if options.nodes else "herd"
     console, herd = rt.console_transport, rt.herd_transport
     if args.dry_run:
-        hidden = (rt.env.get("AKASH_CONSOLE_API_KEY", ""), options.admin_key, options.redis_password, options.hf_token)
+        hidden = (
+            rt.env.get("AKASH_CONSOLE_API_KEY", ""),
+            options.admin_key,
+            options.redis_password,
+            options.ray_token,
+            options.hf_token,
+        )
         console = herd = akash.dry_run_transport(rt.out, hidden, service)
     timing = akash.Timing(
         poll_s=rt.timing.poll_s, bids_s=args.bid_timeout, uri_s=rt.timing.uri_s, ready_s=args.ready_timeout

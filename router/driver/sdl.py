@@ -71,6 +71,8 @@ class SdlOptions:
 
     admin_key: str
     redis_password: str = ""
+    # Ray's token authentication between the nodes of a multi-node lease (RAY_AUTH_TOKEN).
+    ray_token: str = ""
     nodes: int = 0
     router_replicas: int = 1
     gpu_models: tuple[GpuModel, ...] = ()
@@ -134,6 +136,10 @@ def _check_options(config: ClusterConfig, options: SdlOptions) -> None:
         raise DeployError("--nodes needs a Redis password of at least 16 characters of [A-Za-z0-9._~-]")
     if options.nodes and options.redis_password == options.admin_key:
         raise DeployError("use a Redis password other than the admin key")
+    if options.nodes and not SECRET.match(options.ray_token):
+        raise DeployError("--nodes needs a Ray token of at least 16 characters of [A-Za-z0-9._~-]")
+    if options.nodes and options.ray_token in (options.admin_key, options.redis_password):
+        raise DeployError("use a Ray token other than the admin key and the Redis password")
     if options.router_replicas < 1:
         raise DeployError("--routers must be at least 1")
     gpus = sdl_plan.whole_gpus(sdl_plan.replica_demands(config))
@@ -151,7 +157,7 @@ def _multi_node(
     head = sdl_plan.node(config, [], routers=options.router_replicas, cache=cache)
     redis_url = f"redis://:{options.redis_password}@redis:{REDIS_PORT}/0"
     head_service = _herd_service(options, _head_script(config, head))
-    head_service["env"] += ["HERD_RAY_ADDRESS=auto", f"REDIS_URL={redis_url}"]
+    head_service["env"] += ["HERD_RAY_ADDRESS=auto", f"REDIS_URL={redis_url}", *_ray_auth(options)]
     head_service["expose"].append({"port": RAY_GCS_PORT, "to": [{"service": w} for w in workers]})
     services: dict[str, tuple[dict[str, Any], Node]] = {"head": (head_service, head)}
     for name, share in zip(workers, sdl_plan.split(demands, options.nodes), strict=True):
@@ -190,6 +196,12 @@ def _herd_env(options: SdlOptions) -> list[str]:
     return env
 
 
+def _ray_auth(options: SdlOptions) -> list[str]:
+    """Ray's token authentication on every node: without it, whoever reaches the GCS port on the
+    lease's network runs code in the cluster (Ray has no other authentication)."""
+    return ["RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN={options.ray_token}"]
+
+
 def _mounts() -> dict[str, Any]:
     return {"data": {"mount": "/data", "readOnly": False}, "shm": {"mount": "/dev/shm", "readOnly": False}}
 
@@ -221,7 +233,7 @@ def _worker_service(options: SdlOptions, node: Node, redis_url: str) -> dict[str
         f"until ray start --address=head:{RAY_GCS_PORT} --num-cpus={node.ray_cpus} --num-gpus={node.gpus}"
         " --disable-usage-stats --block; do ray stop --force; sleep 5; done\n"
     )
-    env = ["HERD_DATA_DIR=/data", f"REDIS_URL={redis_url}"]
+    env = ["HERD_DATA_DIR=/data", f"REDIS_URL={redis_url}", *_ray_auth(options)]
     if options.hf_token:
         env.append(f"HF_TOKEN={options.hf_token}")
     return {

@@ -62,6 +62,18 @@ def test_sdl_takes_the_redis_password_from_the_environment() -> None:
     assert yaml.safe_load(lines[0])["services"]["redis"]["args"][2] == "redis-pw-0123456789abcdef"
 
 
+def test_sdl_makes_a_ray_token_per_deployment_unless_given() -> None:
+    def tokens(env: dict[str, str]) -> set[str]:
+        rt, lines = _runtime({"HERD_ADMIN_KEY": ADMIN, **env})
+        assert akash_cli.execute(_args("sdl", "--config", CONFIG, "--nodes", "2"), rt) == 0
+        services = yaml.safe_load(lines[0])["services"]
+        return {e for name in ("head", "worker-1") for e in services[name]["env"] if e.startswith("RAY_AUTH_TOKEN=")}
+
+    (first,), (second,) = tokens({}), tokens({})
+    assert first != second and len(first) > len("RAY_AUTH_TOKEN=") + 16
+    assert tokens({"HERD_RAY_TOKEN": "ray-tok-0123456789ab"}) == {"RAY_AUTH_TOKEN=ray-tok-0123456789ab"}
+
+
 def test_sdl_without_an_admin_key_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     rt, lines = _runtime({})
     assert akash_cli.execute(_args("sdl", "--config", CONFIG), rt) == 2
@@ -76,7 +88,13 @@ def test_a_bad_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_dry_run_prints_every_request_and_no_secret() -> None:
-    rt, lines = _runtime({**_runtime()[0].env, "HERD_REDIS_PASSWORD": "redis-pw-0123456789abcdef"})
+    rt, lines = _runtime(
+        {
+            **_runtime()[0].env,
+            "HERD_REDIS_PASSWORD": "redis-pw-0123456789abcdef",
+            "HERD_RAY_TOKEN": "ray-tok-0123456789ab",
+        }
+    )
     assert akash_cli.execute(_args("deploy", "akash", "--config", CONFIG, "--nodes", "2", "--dry-run"), rt) == 0
     text = "\n".join(lines)
     for request in (
@@ -87,7 +105,7 @@ def test_dry_run_prints_every_request_and_no_secret() -> None:
     ):
         assert request in text
     assert "x-api-key: <redacted>" in text and "HERD_ADMIN_KEY=<redacted>" in text
-    for secret in (API_KEY, ADMIN, "redis-pw-0123456789abcdef"):
+    for secret in (API_KEY, ADMIN, "redis-pw-0123456789abcdef", "ray-tok-0123456789ab"):
         assert secret not in text
     assert lines[-1] == "herd: dry run: nothing was sent; the answers above are placeholders"
 

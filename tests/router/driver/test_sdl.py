@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[3]
 GPU_CONFIG = ROOT / "configs" / "gpu-cluster.yaml"
 ADMIN = "admin-key-0123456789abcdef"
 REDIS_PW = "redis-pw-0123456789abcdef"
+RAY_TOKEN = "ray-token-0123456789abcdef"
 
 
 def _options(**fields: Any) -> SdlOptions:
-    return SdlOptions(**{"admin_key": ADMIN, "redis_password": REDIS_PW, **fields})
+    return SdlOptions(**{"admin_key": ADMIN, "redis_password": REDIS_PW, "ray_token": RAY_TOKEN, **fields})
 
 
 def _gpu_config() -> ClusterConfig:
@@ -118,6 +119,9 @@ def test_multi_node_private_network_and_secrets() -> None:
     redis_url = f"REDIS_URL=redis://:{REDIS_PW}@redis:6379/0"
     for name in ("head", "worker-1", "worker-2"):
         assert redis_url in services[name]["env"]
+        # Ray's own token: every node of the cluster, nothing else (Prometheus, Redis) gets it.
+        assert {"RAY_AUTH_MODE=token", f"RAY_AUTH_TOKEN={RAY_TOKEN}"} <= set(services[name]["env"])
+    assert not any(RAY_TOKEN in e for name in ("redis", "prometheus") for e in services[name].get("env", []))
     assert "HERD_RAY_ADDRESS=auto" in services["head"]["env"]
     assert "ray start --head --port=6379" in services["head"]["args"][0]
     exposes = {(name, e["port"], e.get("as")): e["to"] for name, s in services.items() for e in s.get("expose") or []}
@@ -175,6 +179,8 @@ def test_cpu_config_needs_an_image_that_can_run_it() -> None:
         ({"admin_key": "has space in it 0123456789"}, "admin key"),
         ({"nodes": 2, "redis_password": ""}, "Redis password"),
         ({"nodes": 2, "redis_password": ADMIN}, "other than the admin key"),
+        ({"nodes": 2, "ray_token": ""}, "Ray token"),
+        ({"nodes": 2, "ray_token": REDIS_PW}, "Ray token other than"),
         ({"nodes": 5}, "only 4 GPU replicas"),
         ({"router_replicas": 0}, "--routers"),
     ],

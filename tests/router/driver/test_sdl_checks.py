@@ -19,7 +19,7 @@ Sdl = dict[str, Any]
 
 
 def _good() -> Sdl:
-    options = SdlOptions(admin_key="a" * 20, redis_password="b" * 20, nodes=2, prometheus=True)
+    options = SdlOptions(admin_key="a" * 20, redis_password="b" * 20, ray_token="c" * 20, nodes=2, prometheus=True)
     return build_sdl(load_config(ROOT / "configs" / "gpu-cluster.yaml"), options)
 
 

@@ -25,7 +25,12 @@ GPUS = (GpuModel("h100"), GpuModel("a100", "80Gi"))
 
 
 def _options(**fields: Any) -> SdlOptions:
-    return SdlOptions(admin_key="admin-key-0123456789abcdef", redis_password="redis-pw-0123456789abcdef", **fields)
+    return SdlOptions(
+        admin_key="admin-key-0123456789abcdef",
+        redis_password="redis-pw-0123456789abcdef",
+        ray_token="ray-token-0123456789abcdef",
+        **fields,
+    )
 
 
 def _cases() -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
