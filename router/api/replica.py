@@ -15,7 +15,7 @@ from router.api.rag.service import RagStores
 from router.api.server import HttpServer
 from router.catalog.catalog import Catalog
 from router.catalog.store import CatalogStore
-from router.dispatch.availability import Availability, serve_running_counts
+from router.dispatch.availability import Availability, serve_cluster_view
 from router.dispatch.generation import Generations, ServeHandles
 from router.dispatch.handles import ManagerHandle
 from router.dispatch.inbox import EventInbox
@@ -67,7 +67,7 @@ class Router:
                 asyncio.create_task(report_forever(hub, metrics.source, metrics.labels, metrics.own_text))
             )
         generations = Generations(ServeHandles(), own, self._inbox, leases, settings.request_timeout_s,
-                                  Availability(serve_running_counts))  # fmt: skip
+                                  Availability(serve_cluster_view))  # fmt: skip
         # No vector store (a router deployed by hand, as bench.router_only does): no RAG routes.
         rag = None
         if settings.qdrant_url or vectors is not None:

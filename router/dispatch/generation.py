@@ -254,7 +254,10 @@ class Generations:
 
     async def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
-            await self._require_running(record)
+            if self._availability is not None and self._availability.known_unservable(
+                record.deployment_id, record.spec.gpus_per_replica
+            ):
+                raise self._unservable(record)
             handle = self._workers.get(record.deployment_id)
         except BaseException:
             lease.release()
@@ -262,12 +265,18 @@ class Generations:
         return handle
 
     async def _require_running(self, record: ModelRecord) -> None:
-        """A 503 now, rather than a request queued until the model's lost replicas come back."""
-        if self._availability is not None and await self._availability.none_running(record.deployment_id):
-            raise Overloaded(
-                f"model '{record.name}' has no running replica (a node left?); try again shortly",
-                retry_after=NO_REPLICA_RETRY_AFTER_S,
-            )
+        """A 503 now, rather than a request queued until a node that can hold the model returns."""
+        gpus = record.spec.gpus_per_replica
+        if self._availability is not None and await self._availability.unservable(record.deployment_id, gpus):
+            raise self._unservable(record)
+
+    @staticmethod
+    def _unservable(record: ModelRecord) -> Overloaded:
+        return Overloaded(
+            f"model '{record.name}' has no running replica and no node with the"
+            f" {record.spec.gpus_per_replica:g} GPU(s) one needs (a node left?); try again shortly",
+            retry_after=NO_REPLICA_RETRY_AFTER_S,
+        )
 
     async def readiness(self, deployment_ids: list[str], timeout_s: float = 5.0) -> dict[str, str]:
         """Per deployment: "ready" when one of its replicas' engines answers within `timeout_s`."""

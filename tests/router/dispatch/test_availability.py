@@ -4,18 +4,22 @@ import asyncio
 
 import pytest
 
-from router.dispatch.availability import Availability
+from router.dispatch.availability import Availability, ClusterView
+
+GONE = ClusterView({"m": 0}, node_gpus=0)  # its replicas went with the only GPU node
+BACK = ClusterView({"m": 1}, node_gpus=2)
 
 
 class Controller:
-    """Serve's answers in order (the last one repeats), with the reads counted; a clock tests move."""
+    """Serve's and Ray's answers in order (the last one repeats), with the reads counted; a clock
+    tests move."""
 
-    def __init__(self, *answers: dict[str, int] | Exception) -> None:
+    def __init__(self, *answers: ClusterView | Exception) -> None:
         self.answers = list(answers)
         self.reads = 0
         self.now = 0.0
 
-    async def read(self) -> dict[str, int]:
+    async def read(self) -> ClusterView:
         self.reads += 1
         answer = self.answers[min(self.reads, len(self.answers)) - 1]
         if isinstance(answer, Exception):
@@ -27,77 +31,89 @@ class Controller:
 
 
 @pytest.mark.parametrize(
-    ("answers", "refused", "reads"),
+    ("view", "gpus", "refused"),
     [
-        # First request: nothing known yet, so it passes and a read starts in the background.
-        ([{"m": 2}], [False, False], 1),
-        # Serve says 0 running: the first request passes (unknown), the next is refused.
-        ([{"m": 0}], [False, True], 1),
-        # A model Serve does not list (not deployed yet, loading) is never refused.
-        ([{"other": 0}], [False, False], 1),
-        # The controller failing keeps the last snapshot; nothing is refused on no data.
-        ([RuntimeError("controller restarting")], [False, False], 1),
+        (BACK, 1, False),  # replicas run
+        (GONE, 1, True),  # none runs and no node has a GPU: Serve would hold requests for good
+        (GONE, 0, False),  # a CPU model: its replacements can be placed, Serve is starting them
+        (ClusterView({"m": 0}, node_gpus=4), 2, False),  # restarting on a node that can hold them
+        (ClusterView({"m": 0}, node_gpus=2), 4, True),  # no node holds a tensor-parallel replica
+        (ClusterView({"other": 0}, node_gpus=0), 1, False),  # not listed (not deployed yet, loading)
+        (RuntimeError("controller restarting"), 1, False),  # no data: nothing refused
     ],
 )
-def test_refused_only_when_serve_lists_no_running_replica(
-    answers: list[dict[str, int] | Exception], refused: list[bool], reads: int
+def test_refused_only_when_no_replica_runs_and_none_can_be_placed(
+    view: ClusterView | Exception, gpus: float, refused: bool
 ) -> None:
-    controller = Controller(*answers)
+    controller = Controller(view)
     availability = controller.availability()
 
     async def run() -> list[bool]:
-        seen = []
-        for _ in refused:
-            seen.append(await availability.none_running("m"))
-            await asyncio.sleep(0)  # let the background read finish
-        return seen
-
-    assert asyncio.run(run()) == refused
-    assert controller.reads == reads
-
-
-def test_a_snapshot_saying_none_is_read_again_before_refusing() -> None:
-    # 0 running, then replicas came back: a request after the recheck interval reads again and passes.
-    controller = Controller({"m": 0}, {"m": 1})
-    availability = controller.availability()
-
-    async def run() -> list[bool]:
-        first = await availability.none_running("m")
+        first = await availability.unservable("m", gpus)  # nothing known yet: passes, reads in the background
         await asyncio.sleep(0)
-        refused_now = await availability.none_running("m")  # the snapshot is fresh: no new read
-        controller.now = 0.5
-        after_recheck = await availability.none_running("m")
-        return [first, refused_now, after_recheck]
+        return [first, await availability.unservable("m", gpus), availability.known_unservable("m", gpus)]
 
-    assert asyncio.run(run()) == [False, True, False]
+    assert asyncio.run(run()) == [False, refused, refused]
+    assert controller.reads == 1
+
+
+def test_a_view_that_refuses_is_read_again_before_refusing() -> None:
+    controller = Controller(GONE, BACK)
+    availability = controller.availability()
+
+    async def run() -> list[bool]:
+        await availability.unservable("m", 1)
+        await asyncio.sleep(0)
+        refused_now = await availability.unservable("m", 1)  # the view is fresh: no new read
+        controller.now = 0.5
+        after_recheck = await availability.unservable("m", 1)
+        return [refused_now, after_recheck]
+
+    assert asyncio.run(run()) == [True, False]
     assert controller.reads == 2
 
 
 def test_one_read_serves_many_requests() -> None:
-    controller = Controller({"m": 0})
+    controller = Controller(GONE)
     availability = controller.availability()
 
     async def run() -> list[bool]:
-        await availability.none_running("m")
+        await availability.unservable("m", 1)
         await asyncio.sleep(0)
         controller.now = 0.5  # past the recheck: every request wants a fresh read, one is made
-        return list(await asyncio.gather(*(availability.none_running("m") for _ in range(100))))
+        return list(await asyncio.gather(*(availability.unservable("m", 1) for _ in range(100))))
 
     assert asyncio.run(run()) == [True] * 100
     assert controller.reads == 2
 
 
-def test_a_stale_snapshot_is_refreshed_in_the_background() -> None:
-    controller = Controller({"m": 1}, {"m": 3})
+def test_a_request_about_to_be_sent_never_reads_and_ignores_an_old_view() -> None:
+    controller = Controller(GONE)
+    availability = controller.availability()
+
+    async def run() -> list[bool]:
+        before_any_read = availability.known_unservable("m", 1)
+        await availability.unservable("m", 1)
+        await asyncio.sleep(0)
+        fresh = availability.known_unservable("m", 1)
+        controller.now = 1.5  # older than max_age: not trusted, and not read again
+        return [before_any_read, fresh, availability.known_unservable("m", 1)]
+
+    assert asyncio.run(run()) == [False, True, False]
+    assert controller.reads == 1
+
+
+def test_a_stale_view_is_refreshed_in_the_background() -> None:
+    controller = Controller(BACK, ClusterView({"m": 3}, node_gpus=2))
     availability = controller.availability()
 
     async def run() -> None:
-        await availability.none_running("m")
+        await availability.unservable("m", 1)
         await asyncio.sleep(0)
         controller.now = 0.9  # younger than max_age: no read
-        await availability.none_running("m")
+        await availability.unservable("m", 1)
         controller.now = 2.0
-        assert not await availability.none_running("m")  # answered from the old snapshot at once
+        assert not await availability.unservable("m", 1)  # answered from the old view at once
         await asyncio.sleep(0)
 
     asyncio.run(run())

@@ -8,7 +8,7 @@ from ray.serve.exceptions import BackPressureError
 
 from router.catalog.catalog import ModelRecord
 from router.catalog.store import CatalogStore
-from router.dispatch.availability import Availability
+from router.dispatch.availability import Availability, ClusterView
 from router.dispatch.failures import map_error
 from router.dispatch.generation import Generations
 from router.dispatch.inbox import EventInbox
@@ -80,6 +80,12 @@ def make_generations(redis_url: str) -> MakeGenerations:
 
 def _record() -> ModelRecord:
     return record("m:1")
+
+
+def _gpu_record() -> ModelRecord:
+    """The same model with replicas that need a GPU (a node without one cannot take them)."""
+    plain = _record()
+    return plain.model_copy(update={"spec": plain.spec.model_copy(update={"gpus_per_replica": 1})})
 
 
 def test_router_added_time_is_wall_time_minus_worker_time(make_generations: MakeGenerations) -> None:
@@ -164,17 +170,17 @@ def test_a_model_with_no_running_replica_is_a_503_at_once(make_generations: Make
     """Serve would queue the request until a replica comes back (a lost node: maybe never)."""
     worker = FakeWorker([[Delta("ok", 1), Final("stop", 1, 1, 1, 1, 1)]])
 
-    async def no_replicas() -> dict[str, int]:
-        return {"m--1": 0}
+    async def no_replicas() -> ClusterView:
+        return ClusterView({"m--1": 0}, node_gpus=0)
 
     async def run() -> None:
         generations, _ = await make_generations(worker, RouterMetrics())
         generations._availability = Availability(no_replicas, recheck_s=0)
-        await generations._availability.none_running("m--1")  # the first look starts the read
+        await generations._availability.unservable("m--1", 1)  # the first look starts the read
         await asyncio.sleep(0)
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
         with pytest.raises(Overloaded, match="no running replica") as info:
-            await asyncio.wait_for(generations.open(_record(), request, "ollama", now_ns()), 1)
+            await asyncio.wait_for(generations.open(_gpu_record(), request, "ollama", now_ns()), 1)
         assert info.value.status == 503 and info.value.retry_after == 10
         await asyncio.sleep(0.05)  # the lease's end is sent in the background
         assert (await generations.leases.store.busy()).get("m--1", 0) == 0  # the lease was given back
@@ -191,14 +197,14 @@ def test_a_request_waiting_when_the_last_replica_goes_is_a_503_and_cancelled(
     worker = FakeWorker([[Delta("late", 1), Final("stop", 1, 1, 1, 1, 1)]], pause_s=5)
     running = {"m--1": 1}
 
-    async def counts() -> dict[str, int]:
-        return dict(running)
+    async def counts() -> ClusterView:
+        return ClusterView(dict(running), node_gpus=0)
 
     async def run() -> float:
         generations, inbox = await make_generations(worker, RouterMetrics())
         generations._availability = Availability(counts, max_age_s=0, recheck_s=0)
         request = GenerationRequest("r", TextPrompt("x"), Sampling())
-        opening = asyncio.create_task(generations.open(_record(), request, "ollama", now_ns()))
+        opening = asyncio.create_task(generations.open(_gpu_record(), request, "ollama", now_ns()))
         await asyncio.sleep(0.2)
         assert not opening.done()  # replicas run: it waits for its first token
         running["m--1"] = 0  # the node with every replica left
