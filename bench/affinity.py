@@ -29,7 +29,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.configs import chat_only_yaml
-from bench.run import ROOT, free_port, settle, stop, wait_ready
+from bench.run import ROOT, settle, stop, wait_ready
+from router.driver.ports import free_port
 
 MODEL = "smollm2"
 POLICIES = ("least-loaded", "prefix", "cache-aware")

@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 from schemathesis import APIOperation, GenerationMode
 
 from bench.configs import chat_only_yaml
-from tests.integration.conftest import MODEL, Stack, _free_port, launch_herd
+from router.driver.ports import free_port
+from tests.integration.conftest import MODEL, Stack, launch_herd
 
 ADMIN = "herd-integration-admin-secret"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
@@ -199,7 +200,7 @@ def _declared_too_large(stack: Stack, authorization: str) -> bytes:
 
 def test_a_public_bind_without_keys_refuses_to_start(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "HERD_AUTH", "HERD_ADMIN_KEY")}
-    env |= {"HERD_DATA_DIR": str(tmp_path), "HERD_PORT": str(_free_port())}
+    env |= {"HERD_DATA_DIR": str(tmp_path), "HERD_PORT": str(free_port())}
     done = subprocess.run([HERD, "serve", "--host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "herd keys create" in done.stderr
 
