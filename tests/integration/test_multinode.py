@@ -200,7 +200,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
         assert _until(lambda: _state("nodes", dashboard_url), 120), "the head node did not start"
         worker = _ray_start(
             "worker", work,
-            ["--address", address, "--num-cpus", "2", "--num-gpus", "2",
+            # 3 CPUs: one for each chat replica, and one for a CPU model Serve may place here too.
+            ["--address", address, "--num-cpus", "3", "--num-gpus", "2",
              "--min-worker-port", "62000", "--max-worker-port", "62999"],
             {"HERD_DATA_DIR": str(worker_data), "VLLM_CPU_KVCACHE_SPACE": "1"},
             hide=shared_store().resolve(),
