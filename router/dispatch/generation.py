@@ -149,7 +149,7 @@ class Generations:
         The model is loaded first if it is not (Ollama's `keep_alive` then says for how long).
         `usage` (the API key's tally) gets the tokens of the generation once it finishes."""
         lease = await self.leases.acquire(record, keep_alive)
-        handle = await self._handle(record, lease)
+        handle = self._handle(record, lease)
         observer = self._metrics.generation(record.name, api)
         deadline = started_ns + self._timeout_ns
         try:
@@ -239,7 +239,7 @@ class Generations:
     async def _once(self, record: ModelRecord, keep_alive: Any, start: Callable[[WorkerHandle], Call[T]]) -> T:
         """One unary worker call under a lease on the model, with errors mapped for clients."""
         lease = await self.leases.acquire(record, keep_alive)
-        handle = await self._handle(record, lease)
+        handle = self._handle(record, lease)
         try:
             call = start(handle)
             try:
@@ -252,7 +252,7 @@ class Generations:
         finally:
             lease.release()
 
-    async def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
+    def _handle(self, record: ModelRecord, lease: Lease) -> WorkerHandle:
         try:
             if self._availability is not None and self._availability.known_unservable(
                 record.deployment_id, record.spec.gpus_per_replica
