@@ -15,3 +15,10 @@ async def resolve_model(catalog: Catalog, request: Request, text: str) -> ModelR
     require_model(request, record.name)
     request.state.model = record.name
     return record
+
+
+async def resolve_generation(catalog: Catalog, request: Request, text: str, endpoint: str) -> ModelRecord:
+    """`resolve_model` for a generation route: a model that cannot serve `endpoint` is a 400."""
+    record = await resolve_model(catalog, request, text)
+    record.require_generation(text, endpoint)
+    return record

@@ -19,7 +19,7 @@ from router.api.anthropic import encode
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.frames import server_timing
-from router.api.resolve import resolve_model
+from router.api.resolve import resolve_generation
 from router.catalog.catalog import Catalog, ModelRecord
 from router.convert.options import anthropic_sampling
 from router.convert.tools import Reader, ToolPlan, guided, history_tool_calls, plan
@@ -51,8 +51,7 @@ class AnthropicApi:
     async def messages(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(MessagesRequest, await request.body())
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "chat")
+        record = await resolve_generation(self._catalog, request, req.model, "chat")
         tools = tool_plan(req)
         sampling = anthropic_sampling(
             max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
@@ -73,8 +72,7 @@ class AnthropicApi:
     async def count_tokens(self, request: Request) -> Response:
         """The prompt's tokens as the model sees it: chat template, tools and all, on the model's worker."""
         req = parse_json_body(CountTokensRequest, await request.body())
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "chat")
+        record = await resolve_generation(self._catalog, request, req.model, "chat")
         greq = GenerationRequest(new_request_id(), chat_prompt(req, record, tool_plan(req)))
         counted: wire.TokenCount = {"input_tokens": await self._generations.count_tokens(record, greq)}
         return JSONResponse(counted)

@@ -20,7 +20,7 @@ from router.api.access import usage_of
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.ollama import encode as ollama_encode
-from router.api.resolve import resolve_model
+from router.api.resolve import resolve_generation
 from router.catalog.catalog import Catalog, ModelRecord
 from router.convert.options import ollama_sampling
 from router.convert.template import render
@@ -78,8 +78,7 @@ class OllamaApi:
     async def generate(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(GenerateRequest, await request.body())
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "generate")
+        record = await resolve_generation(self._catalog, request, req.model, "generate")
         if not req.prompt and not req.context:
             return await self._load(record, req.model, req.keep_alive, chat=False)
         if req.raw and (req.template or req.system or req.context):
@@ -113,8 +112,7 @@ class OllamaApi:
 
     async def chat_request(self, request: Request, req: ChatRequest, started: int) -> Response:
         """A parsed chat request (RAG chat merges its passages into `req` first)."""
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "chat")
+        record = await resolve_generation(self._catalog, request, req.model, "chat")
         if not req.messages:
             return await self._load(record, req.model, req.keep_alive, chat=True)
         images = [image for m in req.messages for image in m.images or ()]

@@ -22,7 +22,7 @@ from router.api.access import usage_of, visible
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.openai import encode as openai_encode
-from router.api.resolve import resolve_model
+from router.api.resolve import resolve_generation, resolve_model
 from router.catalog.catalog import Catalog, ModelRecord
 from router.convert.options import openai_sampling
 from router.convert.tools import CallStart, Reader, Text, guided, history_tool_calls, plan
@@ -50,8 +50,7 @@ class OpenAIApi:
 
     async def chat(self, request: Request, req: ChatCompletionRequest, started: int) -> Response:
         """A parsed chat request (RAG chat merges its passages into `req` first)."""
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "chat")
+        record = await resolve_generation(self._catalog, request, req.model, "chat")
         tools = plan(req.tools, req.tool_choice, req.parallel_tool_calls)
         sampling = _sampling(req, req.max_completion_tokens, _chat_logprobs(req))
         sampling = guided(self._caps.sampling(sampling, "max_tokens"), tools)
@@ -77,8 +76,7 @@ class OpenAIApi:
     async def completions(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(CompletionRequest, await request.body())
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "generate")
+        record = await resolve_generation(self._catalog, request, req.model, "generate")
         if req.suffix:
             raise BadRequest(
                 f'"{req.model}" does not support insert (it has no fill-in-the-middle template)', param="suffix"

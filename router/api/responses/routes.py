@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from router.api.body import parse_json_body
 from router.api.bounds import Caps
 from router.api.frames import server_timing
-from router.api.resolve import resolve_model
+from router.api.resolve import resolve_generation
 from router.api.responses import encode
 from router.catalog.catalog import Catalog
 from router.catalog.responses import ResponseStore, Stored
@@ -50,8 +50,7 @@ class ResponsesApi:
     async def create(self, request: Request) -> Response:
         started = now_ns()
         req = parse_json_body(ResponsesRequest, await request.body())
-        record = await resolve_model(self._catalog, request, req.model)
-        record.require_generation(req.model, "chat")
+        record = await resolve_generation(self._catalog, request, req.model, "chat")
         _refuse(req)
         conversation = await self._history(req.previous_response_id)
         conversation += input_messages(req.input, conversation)
