@@ -149,7 +149,8 @@ def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str
                 if args.profile:
                     print(cpu.format_breakdown(f"{label} @{c}", stats["cpu_s_per_4096_tokens"]), flush=True)
                 print(f"  {label} @{c}: {stats['tokens_per_s']} tok/s, ttft p50 {stats['ttft_ms']['p50']} ms, "
-                      f"itl p50 {stats['itl_ms']['p50']} ms, errors {stats['errors']}", flush=True)  # fmt: skip
+                      f"itl p50/p99 {stats['itl_ms']['p50']}/{stats['itl_ms']['p99']} ms, errors {stats['errors']}",
+                      flush=True)  # fmt: skip
     finally:
         stop(proc)
     return out
@@ -227,6 +228,8 @@ def main() -> None:
         for server in order:
             result |= measure(server, args, out_dir)
         rounds.append(result)
+        # Kept as each round ends: a later round that fails does not lose the earlier ones.
+        (out_dir / "rounds.json").write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=2))
     merged = merge(rounds)
     report = {"args": vars(args), "median": merged, "rounds": rounds}
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
