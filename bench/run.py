@@ -125,13 +125,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     time.sleep(5)  # let engine processes release their memory and cores
 
 
+def launch(server: Server, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a contender the way every benchmark here does: the same engine memory, output to `log_path`."""
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
+    with log_path.open("a") as log:
+        return subprocess.Popen(server.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
 def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     port = free_port()
     server = servers(args.model_dir, port, args.sampling)[[s.name for s in servers("", 0)].index(server.name)]
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
-    with (log_dir / f"{server.name}.log").open("a") as log:
-        proc = subprocess.Popen(server.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = launch(server, log_dir / f"{server.name}.log")
     out: dict[str, Any] = {}
     try:
         ready = wait_ready(base, proc, server.model)

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import OPENAI_SAMPLED, one
-from bench.run import ROOT, servers, settle, stop, wait_ready
+from bench.run import ROOT, launch, servers, settle, stop, wait_ready
 from router.driver.ports import free_port
 
 ENGINE = "vllm:time_to_first_token_seconds"
@@ -69,9 +68,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     server = next(s for s in servers(args.model_dir, port, "default") if s.name == name)
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
-    with (ROOT / "bench" / "results" / f"ttft-{name}.log").open("a") as log:
-        proc = subprocess.Popen(server.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = launch(server, ROOT / "bench" / "results" / f"ttft-{name}.log")
     try:
         wait_ready(base, proc, server.model)
         settle()
