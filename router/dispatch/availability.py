@@ -6,11 +6,11 @@ node leaves and takes a GPU model's only replicas with it and no live node has t
 it can take minutes or never end, and the client would hang until the request timeout. The router
 answers such a request at once with a 503 and Retry-After instead.
 
-The check costs a request nothing while replicas run: a request about to be sent looks only at the
-view at hand; one still waiting for its first answer after a second asks for a fresh view (one read
-shared by every request that asks, at most once per `max_age_s`). Only a view that says "cannot be
-served" is read again before a request is refused, so a model that came back is not refused from
-stale data.
+The check costs a request nothing while replicas run: a request about to be sent looks only at
+the view at hand; one still waiting for its first answer after a second asks for a fresh view (one
+read shared by every request that asks, at most once per `max_age_s`). Only a view that says
+"cannot be served" is read again before a request is refused, so a model that came back is not
+refused from stale data. A CPU model's requests never read: any live node can place its replicas.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ class Availability:
         """True when Serve lists the deployment with no running replica and no live node has the GPUs
         one needs, in a view at most `recheck_s` old. Unknown deployments (not deployed yet, being
         loaded) are never refused; nor is one whose replicas can be placed (Serve is starting them)."""
+        if gpus_per_replica <= 0:
+            # Any live node can place a CPU replica, so no view refuses one; and a read is not free:
+            # serve.status() cloudpickles every deployment's request router, once a second while
+            # any request has waited a second for its first token (on a CPU engine, every request).
+            # py-spy at one stream found it the largest part of the router replica's own CPU.
+            return False
         age = self._clock() - self._read_at
         if age > self._max_age_s:
             self._refresh()

@@ -54,7 +54,23 @@ def test_refused_only_when_no_replica_runs_and_none_can_be_placed(
         return [first, await availability.unservable("m", gpus), availability.known_unservable("m", gpus)]
 
     assert asyncio.run(run()) == [False, refused, refused]
-    assert controller.reads == 1
+    assert controller.reads == (1 if gpus else 0)  # a CPU model: no view refuses it, none is read
+
+
+def test_a_cpu_model_is_never_refused_and_never_reads() -> None:
+    controller = Controller(GONE)
+    availability = controller.availability()
+
+    async def run() -> list[bool]:
+        answers = []
+        for now in (0.0, 0.5, 2.0, 10.0):
+            controller.now = now
+            answers.append(await availability.unservable("m", 0))
+            await asyncio.sleep(0)
+        return answers
+
+    assert asyncio.run(run()) == [False] * 4
+    assert controller.reads == 0
 
 
 def test_a_view_that_refuses_is_read_again_before_refusing() -> None:
