@@ -2,14 +2,19 @@
 
     .venv/bin/python -m bench.affinity [--conversations 8] [--turns 4] [--concurrency 4]
                                        [--distinct 16] [--distinct-concurrency 8] [--only cache-aware]
+                                       [--routers 1] [--models 1]
 
 For each routing policy (least-loaded, prefix, cache-aware), starts `herd serve` with two replicas of
 the default chat model and runs two workloads, each turn resending the whole history plus a new
 question, as chat clients do:
 - shared: conversations that open with the same system prompt (as apps do);
 - distinct: conversations with nothing in common, for throughput.
-Reads vLLM's own counters of both replicas from Herd's /metrics around each workload: prefix-cache
-queries and hits (tokens), prompt tokens and finished requests. Writes bench/results/affinity.json.
+With `--models N` the chat model is served under N names (N deployments of two replicas each) and
+conversation i talks to model i mod N; with `--routers N`, N router replicas share the port, so a
+conversation's turns reach different routers (the client's connections land on either), each with
+its own prefix index. Reads vLLM's own counters of every replica from Herd's /metrics around each
+workload: prefix-cache queries and hits (tokens), prompt tokens and finished requests. Shares are
+each replica's share of its own model's traffic. Writes bench/results/affinity.json.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.configs import chat_only_yaml
+from bench.configs import chat_spec
 from bench.run import ROOT, settle, stop, wait_ready
 from router.driver.ports import free_port
 
@@ -47,9 +54,16 @@ COUNTERS = {
 }
 
 
-def config(routing: str) -> Path:
+def model_names(models: int) -> list[str]:
+    return [MODEL] + [f"{MODEL}-{i}" for i in range(2, models + 1)]
+
+
+def config(routing: str, models: int) -> Path:
+    """Two replicas of the chat model under each of `models` names."""
+    first = chat_spec(replicas=2, routing=routing)
+    specs = [first] + [first | {"name": name, "aliases": [name]} for name in model_names(models)[1:]]
     path = Path(tempfile.gettempdir()) / f"herd-affinity-{routing}.yaml"
-    path.write_text(chat_only_yaml(replicas=2, routing=routing))
+    path.write_text(yaml.safe_dump({"models": specs}))
     return path
 
 
@@ -61,25 +75,30 @@ def opening(i: int, shared: bool) -> list[dict[str, str]]:
     return [{"role": "system", "content": (own * (len(SYSTEM) // len(own) + 1))[: len(SYSTEM)]}]
 
 
-async def conversation(client: httpx.AsyncClient, messages: list[dict[str, str]], topic: str, turns: int) -> int:
+async def conversation(
+    client: httpx.AsyncClient, model: str, messages: list[dict[str, str]], topic: str, turns: int
+) -> int:
     """Runs the turns; returns the output tokens the server reported."""
     out = 0
     for question in QUESTIONS[:turns]:
         messages.append({"role": "user", "content": question.format(topic=topic)})
-        body = {"model": MODEL, "messages": messages, "stream": False, "options": {"num_predict": REPLY_TOKENS}}
+        body = {"model": model, "messages": messages, "stream": False, "options": {"num_predict": REPLY_TOKENS}}
         reply = (await client.post("/api/chat", json=body)).json()
         out += int(reply.get("eval_count", 0))
         messages.append({"role": "assistant", "content": reply["message"]["content"]})
     return out
 
 
-async def workload(base: str, conversations: int, turns: int, concurrency: int, shared: bool) -> tuple[float, int]:
+async def workload(
+    base: str, models: list[str], conversations: int, turns: int, concurrency: int, shared: bool
+) -> tuple[float, int]:
     """Wall time and output tokens of `conversations` conversations, `concurrency` at a time."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> int:
+        model, topic = models[i % len(models)], TOPICS[i % len(TOPICS)] + f" ({i})"
         async with gate:
-            return await conversation(client, opening(i, shared), TOPICS[i % len(TOPICS)] + f" ({i})", turns)
+            return await conversation(client, model, opening(i, shared), topic, turns)
 
     async with httpx.AsyncClient(base_url=base, timeout=300) as client:
         started = time.perf_counter()
@@ -88,29 +107,36 @@ async def workload(base: str, conversations: int, turns: int, concurrency: int, 
 
 
 def counters(base: str) -> dict[str, dict[str, float]]:
-    """Per replica: the COUNTERS' values."""
+    """Per replica, keyed `model/replica`: the COUNTERS' values."""
     out: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
         for sample in family.samples:
             name = COUNTERS.get(sample.name.removesuffix("_total"))
-            if name is not None and sample.labels.get("model", "").startswith(MODEL):
-                replica = out.setdefault(sample.labels["replica"], dict.fromkeys(COUNTERS.values(), 0.0))
-                replica[name] += sample.value
+            model = sample.labels.get("model", "")
+            if name is not None and model.startswith(MODEL):
+                key = f"{model}/{sample.labels['replica']}"
+                out.setdefault(key, dict.fromkeys(COUNTERS.values(), 0.0))[name] += sample.value
     return out
 
 
+def shares(delta: dict[str, dict[str, float]], counter: str) -> list[float]:
+    """Each replica's share of its own model's `counter`, largest first."""
+    model = {key: key.split("/")[0] for key in delta}
+    totals: defaultdict[str, float] = defaultdict(float)
+    for key, d in delta.items():
+        totals[model[key]] += d[counter]
+    out = (d[counter] / totals[model[key]] if totals[model[key]] else 0.0 for key, d in delta.items())
+    return sorted((round(x, 3) for x in out), reverse=True)
+
+
 def summary(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Hit rate and each replica's share of prompt tokens and requests between two readings."""
+    """Hit rate, and each replica's share of its model's prompt tokens and requests, between two readings."""
     delta = {r: {k: v - before.get(r, {}).get(k, 0.0) for k, v in after[r].items()} for r in after}
     total = {k: sum(d[k] for d in delta.values()) for k in COUNTERS.values()}
-    share = {
-        k: sorted((round(d[k] / total[k], 3) if total[k] else 0.0 for d in delta.values()), reverse=True)
-        for k in ("prompt_tokens", "requests")
-    }
     return {
         "hit_rate": round(total["hits"] / total["queries"], 3) if total["queries"] else None,
-        "prompt_token_share": share["prompt_tokens"],
-        "request_share": share["requests"],
+        "prompt_token_share": shares(delta, "prompt_tokens"),
+        "request_share": shares(delta, "requests"),
         "totals": total,
         "per_replica": delta,
     }
@@ -118,10 +144,12 @@ def summary(before: dict[str, dict[str, float]], after: dict[str, dict[str, floa
 
 def run_workload(base: str, args: argparse.Namespace, shared: bool) -> dict[str, Any]:
     before = counters(base)
+    models = model_names(args.models)
     if shared:
-        duration, tokens = asyncio.run(workload(base, args.conversations, args.turns, args.concurrency, True))
+        run = workload(base, models, args.conversations, args.turns, args.concurrency, True)
     else:
-        duration, tokens = asyncio.run(workload(base, args.distinct, args.turns, args.distinct_concurrency, False))
+        run = workload(base, models, args.distinct, args.turns, args.distinct_concurrency, False)
+    duration, tokens = asyncio.run(run)
     time.sleep(12)  # engines report their counters every 5 s
     return summary(before, counters(base)) | {
         "wall_s": round(duration, 1),
@@ -133,9 +161,11 @@ def run_workload(base: str, args: argparse.Namespace, shared: bool) -> dict[str,
 def measure(routing: str, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    herd = [str(Path(sys.executable).with_name("herd")), "serve", "--port", str(port), "--config", str(config(routing))]
+    config_path = config(routing, args.models)
+    herd = [str(Path(sys.executable).with_name("herd")), "serve", "--port", str(port), "--config", str(config_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HERD_ROUTER_REPLICAS": str(args.routers)}
     log = (ROOT / "bench" / "results" / f"affinity-{routing}.log").open("w")
-    proc = subprocess.Popen(herd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(herd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_ready(base, proc, MODEL)
         settle()
@@ -153,6 +183,8 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=16, help="conversations of the distinct workload")
     parser.add_argument("--distinct-concurrency", type=int, default=8)
     parser.add_argument("--only", action="append", choices=POLICIES, help="measure only these policies")
+    parser.add_argument("--routers", type=int, default=1, help="router replicas (HERD_ROUTER_REPLICAS)")
+    parser.add_argument("--models", type=int, default=1, help="names the chat model is served under")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     report: dict[str, Any] = {"commit": commit.stdout.strip(), "args": vars(args), "policies": {}}

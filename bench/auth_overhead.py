@@ -42,8 +42,8 @@ async def _timings(url: str, mode: str, requests: int) -> list[float]:
     settings = Settings(auth="required")
     gate = None if mode == "none" else Gate.for_store(store, "required", "127.0.0.1")
     app = create_app(settings, Catalog(store), generations, ClusterMetrics(metrics, None, "b"), gate=gate)
-    limits = {"rpm": 10**9, "tpm": 10**12} if mode == "limited" else {}
-    secret = await KeyStore(store.redis).create(new_key(f"bench-{mode}", "inference", **limits))
+    rpm, tpm = (10**9, 10**12) if mode == "limited" else (None, None)
+    secret = await KeyStore(store.redis).create(new_key(f"bench-{mode}", "inference", rpm=rpm, tpm=tpm))
     headers = {"Authorization": f"Bearer {secret}"}
     out = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:

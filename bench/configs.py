@@ -15,8 +15,12 @@ def default_chat() -> ModelSpec:
     return next(m for m in default_config().models if m.kind == "generate")
 
 
+def chat_spec(**overrides: Any) -> dict[str, Any]:
+    """The embedded default's chat model as a config entry, with `overrides`."""
+    return default_chat().model_dump(mode="json", exclude_defaults=True) | overrides
+
+
 def chat_only_yaml(**overrides: Any) -> str:
     """Config YAML for the embedded default's chat model alone, with `overrides`."""
-    chat = default_chat()
-    text: str = yaml.safe_dump({"models": [chat.model_dump(mode="json", exclude_defaults=True) | overrides]})
+    text: str = yaml.safe_dump({"models": [chat_spec(**overrides)]})
     return text
