@@ -118,8 +118,16 @@ def prepare_record(spec: ModelSpec, store_dir: Path, progress: Progress, store_i
     store_id = store_id or name.deployment_id
     path = prepare(spec.source, store_dir, store_id, progress=lambda text: progress({"status": text}))
 
+    reported = -1
+
     def hashed(done: int, total: int) -> None:
-        progress({"status": "verifying sha256 digest", "total": total, "completed": done})
+        # Hashing calls every 4 MiB; one event per whole percent keeps a job's history short
+        # (at most 101 lines, whatever the model's size) and the same for every client that reads it.
+        nonlocal reported
+        percent = 100 * done // total if total else 100
+        if percent != reported:
+            reported = percent
+            progress({"status": "verifying sha256 digest", "total": total, "completed": done})
 
     info = describe(path, hashed)
     progress({"status": f"pulling {info.digest[:12]}", "digest": f"sha256:{info.digest}", "total": info.size,
@@ -151,11 +159,9 @@ class PullJob:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, event: ProgressResponse) -> None:
-        # Hashing reports every 4 MiB; keep only the newest of a run of the same status.
-        if self.events and "completed" in event and self.events[-1].get("status") == event["status"]:
-            self.events[-1] = event
-        else:
-            self.events.append(event)
+        # Only appended, never rewritten: a client that joins late or polls at other moments reads
+        # the same history as the first one.
+        self.events.append(event)
         self.changed.set()
 
 

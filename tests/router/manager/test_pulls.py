@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,8 +57,11 @@ def test_pulls_of_one_name_share_a_job_and_register_last(redis_url: str, tmp_pat
         jobs = PullJobs(catalog, config, tmp_path / "store")
         first = await jobs.start("mine:1", str(chat))
         assert await jobs.start("MINE:1", str(chat)) == first  # joins the running pull
-        seen = await _finish(jobs, first)
+        seen, late = await asyncio.gather(_finish(jobs, first), _finish(jobs, first, pause_s=0.05))
+        assert seen == late  # one history, however often each client polls
         assert seen[0] == {"status": "pulling manifest"} and seen[-1] == {"status": "success"}
+        hashing = [e["completed"] for e in seen if e["status"] == "verifying sha256 digest"]
+        assert hashing == sorted(hashing) and 1 < len(hashing) <= 101 and hashing[-1] == 10_000_000
         layer = next(e for e in seen if "digest" in e)
         record = await catalog.resolve("mine:1")
         assert layer["digest"] == f"sha256:{record.digest}" and layer["total"] == record.size == 10_000_000
@@ -82,11 +86,13 @@ def test_pulls_of_one_name_share_a_job_and_register_last(redis_url: str, tmp_pat
     asyncio.run(run())
 
 
-async def _finish(jobs: PullJobs, job_id: str) -> list[dict[str, object]]:
-    """A job's progress objects until it ends; a failed job raises its error (as the router does)."""
-    seen: list[dict[str, object]] = []
+async def _finish(jobs: PullJobs, job_id: str, pause_s: float = 0.0) -> list[dict[str, Any]]:
+    """A job's progress objects until it ends, polling every `pause_s`; a failed job raises its
+    error (as the router does)."""
+    seen: list[dict[str, Any]] = []
     done = False
     while not done:
+        await asyncio.sleep(pause_s)
         progress = await jobs.progress(job_id, len(seen))
         seen, done = seen + progress.events, progress.done
         if progress.error is not None:
