@@ -20,7 +20,10 @@ from bench.configs import chat_only_yaml
 from router.driver import watchdog
 from tests.integration.conftest import MODEL, Stack, launch_herd
 
-LONG_STREAM = {"model": MODEL, "prompt": "Count to one thousand.", "options": {"num_predict": 400, "temperature": 0}}
+# Greedy continuation of a count runs to num_predict: a chat answer can end at EOS within a second
+# on a fast CPU, before the fault the stream is meant to be caught in.
+COUNT = ", ".join(str(i) for i in range(1, 41)) + ","
+LONG_STREAM = {"model": MODEL, "prompt": COUNT, "raw": True, "options": {"num_predict": 1000, "temperature": 0}}
 
 
 def _until(condition: Callable[[], bool], timeout_s: float) -> float | None:
@@ -65,7 +68,7 @@ def _stream_in_background(base: str) -> tuple[threading.Thread, list[str]]:
 
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(1.0)  # streaming by now
+    assert _until(lambda: bool(lines), 60) is not None, "the stream did not start"
     return thread, lines
 
 
