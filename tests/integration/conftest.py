@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,30 @@ from router.driver.ports import free_port
 
 STARTUP_TIMEOUT_S = 900
 MODEL = "smollm2:135m"
+
+# A greedy continuation of a count runs to num_predict: a chat answer ("tell me a long story") can
+# end at EOS within a second on a fast CPU, before the fault or the load it is meant to be caught in.
+COUNT = ", ".join(str(i) for i in range(1, 41)) + ","
+
+
+def long_generation(tokens: int = 1000) -> dict[str, object]:
+    """An /api/generate body that streams `tokens` tokens (the model never stops it early)."""
+    return {"model": MODEL, "prompt": COUNT, "raw": True, "options": {"num_predict": tokens, "temperature": 0}}
+
+
+def until(check: Callable[[], object], timeout_s: float, every_s: float = 0.2) -> float | None:
+    """Seconds until `check()` was truthy, or None if it was not within `timeout_s`. A check that
+    raises counts as not yet (a server still starting, a node coming back)."""
+    started = time.monotonic()
+    while True:
+        try:
+            if check():
+                return round(time.monotonic() - started, 3)
+        except Exception:  # not up yet; a check that never holds times out
+            pass
+        if time.monotonic() - started >= timeout_s:
+            return None
+        time.sleep(every_s)
 
 
 @pytest.fixture(scope="session")

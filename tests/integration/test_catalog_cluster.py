@@ -16,7 +16,7 @@ import httpx
 
 from bench.configs import chat_only_yaml
 from router.driver import watchdog
-from tests.integration.conftest import MODEL, Stack, launch_herd, start_herd
+from tests.integration.conftest import MODEL, Stack, launch_herd, start_herd, until
 
 SYSTEM = "You answer in French."
 CONNECTIONS = 24
@@ -35,14 +35,6 @@ def _replicas_that_answered_show(base: str) -> set[str]:
     text = httpx.get(f"{base}/metrics", timeout=30).text
     pattern = r'herd_requests_total\{[^}]*endpoint="/api/show"[^}]*replica="([^"]+)"[^}]*\} ([0-9.]+)'
     return {replica for replica, value in re.findall(pattern, text) if float(value) > 0}
-
-
-def _until_exited(pid: int, timeout_s: float) -> float:
-    started = time.monotonic()
-    while watchdog.alive(pid):
-        assert time.monotonic() - started < timeout_s, f"{pid} still running"
-        time.sleep(0.01)
-    return round(time.monotonic() - started, 3)
 
 
 def _router_pids(stack: Stack) -> list[int]:
@@ -69,10 +61,7 @@ def test_two_routers_share_one_catalog_that_survives_a_restart(tmp_path: Path) -
         assert all(r.status_code == 200 and r.json()["system"] == SYSTEM for r in shown)
         assert all(r.status_code == 404 for r in _fresh_connections(base, "gone:test"))
         # Both replicas answered (each reports its counters to the metrics hub every 5 s).
-        deadline = time.monotonic() + 20
-        while len(replicas := _replicas_that_answered_show(base)) < 2 and time.monotonic() < deadline:
-            time.sleep(1)
-        assert len(replicas) == 2, replicas
+        assert until(lambda: len(_replicas_that_answered_show(base)) == 2, 20, every_s=1) is not None
         # One router replica dies: the other keeps the port, new requests do not fail.
         routers = _router_pids(stack)
         assert len(routers) == 2, routers
@@ -81,7 +70,8 @@ def test_two_routers_share_one_catalog_that_survives_a_restart(tmp_path: Path) -
         started = time.monotonic()
         # Until the killed process has exited, its listening socket is still in the port's
         # SO_REUSEPORT group: a connection the kernel queues there is reset when it closes.
-        teardown = _until_exited(router, 10)
+        teardown = until(lambda: not watchdog.alive(router), 10, every_s=0.01)
+        assert teardown is not None, f"{router} still running"
         after = _fresh_connections(base, "shared:test")
         statuses = sorted({r.status_code for r in after})
         print(f"\none router SIGKILLed, exited after {teardown}s: {len(after)} new requests, statuses {statuses}")

@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,22 +18,7 @@ import pytest
 
 from bench.configs import chat_only_yaml
 from router.driver import watchdog
-from tests.integration.conftest import MODEL, Stack, launch_herd
-
-# Greedy continuation of a count runs to num_predict: a chat answer can end at EOS within a second
-# on a fast CPU, before the fault the stream is meant to be caught in.
-COUNT = ", ".join(str(i) for i in range(1, 41)) + ","
-LONG_STREAM = {"model": MODEL, "prompt": COUNT, "raw": True, "options": {"num_predict": 1000, "temperature": 0}}
-
-
-def _until(condition: Callable[[], bool], timeout_s: float) -> float | None:
-    """Seconds until `condition` held, or None if it did not within `timeout_s`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    return None
+from tests.integration.conftest import MODEL, Stack, launch_herd, long_generation, until
 
 
 def _command(pid: int) -> str:
@@ -61,14 +46,14 @@ def _stream_in_background(base: str) -> tuple[threading.Thread, list[str]]:
 
     def run() -> None:
         try:
-            with httpx.stream("POST", f"{base}/api/generate", json=LONG_STREAM, timeout=60) as r:
+            with httpx.stream("POST", f"{base}/api/generate", json=long_generation(), timeout=60) as r:
                 lines.extend(r.iter_lines())
         except httpx.HTTPError as exc:
             lines.append(f"transport error: {type(exc).__name__}")
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert _until(lambda: bool(lines), 60) is not None, "the stream did not start"
+    assert until(lambda: bool(lines), 60) is not None, "the stream did not start"
     return thread, lines
 
 
@@ -81,7 +66,7 @@ def test_sigterm_stops_every_process_within_10s(own_stack: Stack) -> None:
     own_stack.proc.send_signal(signal.SIGTERM)
     own_stack.proc.wait(timeout=30)
     exited = time.monotonic() - started
-    gone = _until(lambda: not _alive(cluster), 30)
+    gone = until(lambda: not _alive(cluster), 30)
     stream.join(timeout=30)
     print(f"\nSIGTERM: herd serve exited in {exited:.1f}s; every process gone after {gone}s; {len(before)} before")
     assert own_stack.proc.returncode == 0 and exited <= 10
@@ -95,7 +80,7 @@ def test_sigkill_of_herd_leaves_nothing_within_60s(own_stack: Stack) -> None:
     count = len(_alive(cluster))
     own_stack.proc.kill()
     own_stack.proc.wait()
-    gone = _until(lambda: not _alive(cluster), 60)
+    gone = until(lambda: not _alive(cluster), 60)
     print(f"\nSIGKILL of herd serve: {count} processes, all gone after {gone}s")
     assert gone is not None, [_command(p) for p in _alive(cluster)]
 
@@ -113,7 +98,7 @@ def test_when_ray_dies_herd_exits_nonzero_and_leaves_nothing(own_stack: Stack) -
             pass
     code = own_stack.proc.wait(timeout=60)
     exited = time.monotonic() - started
-    gone = _until(lambda: not _alive(cluster), 60)
+    gone = until(lambda: not _alive(cluster), 60)
     print(f"\nRay killed: herd serve exited {code} after {exited:.1f}s; all gone after another {gone}s")
     assert code != 0 and exited <= 15
     assert gone is not None, [_command(p) for p in _alive(cluster)]
@@ -135,7 +120,7 @@ def test_a_redis_outage_is_survived_and_loses_nothing(herd_stack: Stack | None, 
     answer = http.post(
         "/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
     )
-    back = _until(lambda: _redis_pid(herd_stack) != old and watchdog.alive(_redis_pid(herd_stack)), 30)
+    back = until(lambda: _redis_pid(herd_stack) != old and watchdog.alive(_redis_pid(herd_stack)), 30)
     stream.join(timeout=120)
     print(f"\nRedis kill -9: a new redis-server after {back}s")
     assert tags.status_code == 200 and {m["name"] for m in tags.json()["models"]} == names
@@ -162,7 +147,7 @@ def test_a_killed_model_manager_comes_back(herd_stack: Stack | None, http: httpx
         assert r.status_code in (200, 503), r.text
         return r.status_code == 200 and r.json()["status"] == "success"
 
-    took = _until(pulled, 120)
+    took = until(pulled, 120)
     print(f"\nModel manager SIGKILL: a pull through the restarted manager succeeded after {took}s ({statuses})")
     assert took is not None
     assert (time.monotonic() - started) < 120

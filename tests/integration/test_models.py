@@ -20,7 +20,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.integration.conftest import MODEL, Stack
+from tests.integration.conftest import MODEL, Stack, until
 from workers.sources import package_path
 
 PULLED = "pulled:test"
@@ -48,14 +48,6 @@ def _pull(base: str, name: str, source: str | None = None) -> list[dict[str, Any
 
 def _loaded(client: ollama.Client) -> dict[str, Any]:
     return {m.model: m for m in client.ps().models}
-
-
-def _wait_until(check: Any, timeout_s: float) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout_s, "timed out"
-        time.sleep(0.5)
-    return time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +165,8 @@ def test_keep_alive_unloads_and_the_next_request_loads_again(herd: str, pulled: 
     expires = _loaded(client)[pulled].expires_at
     assert expires is not None and 0 < (expires - datetime.now(UTC)).total_seconds() <= 3.5
 
-    unloaded_after_s = _wait_until(lambda: pulled not in _loaded(client), timeout_s=30)
+    unloaded_after_s = until(lambda: pulled not in _loaded(client), 30, every_s=0.5)
+    assert unloaded_after_s is not None, "not unloaded within 30 s"
     started = time.monotonic()
     assert client.generate(model=pulled, prompt="Hi", options={"num_predict": 3}, keep_alive="1m").eval_count == 3
     reload_s = time.monotonic() - started
@@ -204,4 +197,5 @@ def test_deleting_names_in_use(herd: str, http: httpx.Client, pulled: str) -> No
         client.show(pulled)
     assert client.generate(model="child:test", prompt="Hi").eval_count == 4
     client.delete("child:test")
-    _wait_until(lambda: not any(m.startswith(("pulled:", "child:")) for m in _loaded(client)), timeout_s=30)
+    gone = until(lambda: not any(m.startswith(("pulled:", "child:")) for m in _loaded(client)), 30, every_s=0.5)
+    assert gone is not None, _loaded(client)

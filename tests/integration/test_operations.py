@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.configs import chat_only_yaml
-from tests.integration.conftest import MODEL, start_herd
+from tests.integration.conftest import MODEL, long_generation, start_herd, until
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +38,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield client
 
 
-def _chat(tokens: int, stream: bool = False) -> dict[str, object]:
-    messages = [{"role": "user", "content": "Tell me a long story about the sea."}]
-    return {"model": MODEL, "messages": messages, "stream": stream, "options": {"num_predict": tokens}}
+def _chat(tokens: int) -> dict[str, object]:
+    messages = [{"role": "user", "content": "Tell me a story about the sea."}]
+    return {"model": MODEL, "messages": messages, "stream": False, "options": {"num_predict": tokens}}
 
 
 def _engine_samples(client: httpx.Client, name: str) -> dict[str, float]:
@@ -67,7 +67,7 @@ class _Streams:
         started = threading.Event()
 
         def run() -> None:
-            with self._client.stream("POST", "/api/chat", json=_chat(tokens, stream=True)) as r:
+            with self._client.stream("POST", "/api/generate", json=long_generation(tokens)) as r:
                 self.statuses.append(r.status_code)
                 if r.status_code != 200:
                     self.bodies.append(json.loads(r.read()) | {"retry-after": r.headers.get("retry-after")})
@@ -170,12 +170,12 @@ def test_a_replica_killed_mid_stream_ends_the_stream_and_the_next_request_succee
     lines: list[dict[str, object]] = []
 
     def stream() -> None:
-        with cluster.stream("POST", "/api/chat", json=_chat(400, stream=True)) as r:
+        with cluster.stream("POST", "/api/generate", json=long_generation(400)) as r:
             lines.extend(json.loads(line) for line in r.iter_lines())
 
     reader = threading.Thread(target=stream)
     reader.start()
-    time.sleep(2)
+    assert until(lambda: lines, 60) is not None, "the stream did not start"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
