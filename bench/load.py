@@ -149,6 +149,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
+def spread_ms(values_s: list[float]) -> dict[str, float]:
+    """p50 and p99 of durations in seconds, in ms."""
+    return {"p50": round(_pct(values_s, 50), 1), "p99": round(_pct(values_s, 99), 1)}
+
+
 def summarize(results: list[Result], duration: float) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
     itls = [x for r in ok for x in r.itls]
@@ -159,9 +164,9 @@ def summarize(results: list[Result], duration: float) -> dict[str, Any]:
         "error_samples": sorted({r.error for r in results if not r.ok})[:3],
         "output_tokens": sum(r.tokens for r in ok),
         "tokens_per_s": round(sum(r.tokens for r in ok) / duration, 1),
-        "ttft_ms": {"p50": round(_pct([r.ttft for r in ok], 50), 1), "p99": round(_pct([r.ttft for r in ok], 99), 1)},
-        "itl_ms": {"p50": round(_pct(itls, 50), 1), "p99": round(_pct(itls, 99), 1)},
+        "ttft_ms": spread_ms([r.ttft for r in ok]),
+        "itl_ms": spread_ms(itls),
         "tpot_ms": {"mean": round(statistics.fmean(tpots) * 1000, 1) if tpots else 0.0},
-        "e2e_ms": {"p50": round(_pct([r.e2e for r in ok], 50), 1), "p99": round(_pct([r.e2e for r in ok], 99), 1)},
+        "e2e_ms": spread_ms([r.e2e for r in ok]),
         "duration_s": round(duration, 2),
     }

@@ -311,7 +311,7 @@ class ServeHandles:
             try:
                 # Calls go straight to the replica's inter-deployment gRPC server rather than as
                 # Ray actor tasks with object refs: measured at one stream, the call from the
-                # router reaching the worker took 2.9 ms instead of 5.7 (bench.ttft_split shows
+                # router reaching the worker took 2.9 ms instead of 5.7 (bench.latency_split shows
                 # the whole hop). Nothing here passes a call's result on as an ObjectRef.
                 deployment = serve.get_deployment_handle(deployment_id, app_name=deployment_id)
                 handle = cast(WorkerHandle, deployment.options(_by_reference=False))

@@ -1,6 +1,6 @@
-"""The TTFT split reads histogram means from Prometheus text, summed over label sets."""
+"""The latency split reads histogram means from Prometheus text, summed over label sets."""
 
-from bench.ttft_split import histogram_totals, mean_ms
+from bench.latency_split import client_ms, histogram_totals, mean_ms
 
 TEXT = """# TYPE vllm:time_to_first_token_seconds histogram
 vllm:time_to_first_token_seconds_bucket{replica="a",le="+Inf"} 3.0
@@ -22,3 +22,8 @@ def test_histogram_totals_sum_every_label_set_of_one_name() -> None:
 def test_mean_ms_is_the_mean_of_what_came_between() -> None:
     assert mean_ms((0.8, 4.0), (1.4, 6.0)) == 300.0
     assert mean_ms((0.8, 4.0), (0.8, 4.0)) is None
+
+
+def test_client_ms_gives_mean_median_and_the_99th_percentile_in_ms() -> None:
+    assert client_ms([0.001 * i for i in range(1, 102)]) == {"mean": 51.0, "p50": 51.0, "p99": 100.0}
+    assert client_ms([0.02]) == {"mean": 20.0, "p50": 20.0, "p99": 20.0}
