@@ -29,7 +29,19 @@ PREFIX_IMBALANCE = 8
 # built (the manager) and runs it where the handles are (router replicas), never in this process.
 CACHE_AWARE_ROUTER = "router.dispatch.cache_router.CacheAwareRouter"
 
+# This machine's CPUs as herd serve got them, set when it started Ray here. The driver narrows every
+# other process off the cores a CPU engine pins (router/driver/cpu_placement.py), this one too; an
+# engine started from a narrowed process would bind its threads within that narrowed set.
+NODE_CPUS_ENV = "HERD_NODE_CPUS"
+
 log = logging.getLogger("herd.worker")
+
+
+def widen_to_node_cpus() -> None:
+    """Let this thread, and the engine processes it starts, run on every CPU herd serve got."""
+    cpus = os.environ.get(NODE_CPUS_ENV)
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
 
 class ModelWorker:
@@ -42,7 +54,9 @@ class ModelWorker:
     ) -> None:
         # Embedding models run vLLM's pooling runner; generation models the default one.
         args = {"runner": "pooling", **spec.engine} if spec.kind == "embed" else spec.engine
-        self._engine = Engine.start(await asyncio.to_thread(local_model, spec, model_path), args)
+        path = await asyncio.to_thread(local_model, spec, model_path)
+        widen_to_node_cpus()
+        self._engine = Engine.start(path, args)
         self._sender = EventSender(channel_secret)
         if hub is not None:
             replica = serve.get_replica_context().replica_id.unique_id

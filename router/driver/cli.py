@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -21,7 +22,7 @@ from router.catalog.catalog import Catalog, ModelRecord
 from router.catalog.store import CatalogStore
 from router.config import ClusterConfig, default_config, load_config
 from router.dispatch.failures import map_error
-from router.driver import akash_cli, keys_cli, watchdog
+from router.driver import akash_cli, cpu_placement, keys_cli, watchdog
 from router.driver.collections import collections_command
 from router.driver.pull_client import pull_command
 from router.driver.redis_server import EmbeddedRedis
@@ -31,9 +32,12 @@ from router.manager.pulls import prepare_record, require_reachable
 from router.protocol.ollama import ProgressResponse
 from router.rag.actor import start_actor
 from router.settings import Settings
+from workers.deployment import NODE_CPUS_ENV
 from workers.telemetry import HUB_NAME, MetricsHub
 
 CLUSTER_CHECK_S = 1.0
+# Every 5th check: a replica that starts gets its CPUs within 5 s (router/driver/cpu_placement.py).
+PLACEMENT_EVERY = 5
 CLUSTER_GONE = 1  # the exit code when Ray died under herd serve
 T = TypeVar("T")
 
@@ -128,6 +132,10 @@ def start_cluster(settings: Settings) -> None:
     # Serve's controller reconciles every 0.1 s by default: 3% of a core here, taken from the
     # engines. Every 0.5 s still notices a dead replica well within its health-check period.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5")
+    if settings.ray_address is None:
+        # This machine's CPUs as herd serve got them: what a worker replica widens itself to before
+        # it starts an engine (router/driver/cpu_placement.py narrows it meanwhile).
+        os.environ[NODE_CPUS_ENV] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     ray.init(
         # "local": with no address Ray joins any cluster `ray start` left running on this machine.
         address=settings.ray_address or "local",
@@ -220,11 +228,17 @@ def _run_cluster(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     gcs = ray.get_runtime_context().gcs_address
-    while not stop.wait(CLUSTER_CHECK_S):
-        if not cluster_alive(gcs, os.environ[watchdog.ENV], local=settings.ray_address is None):
+    local = settings.ray_address is None
+    node_cpus = frozenset(os.sched_getaffinity(0))  # this process is never narrowed
+    for check in itertools.count(1):
+        if stop.wait(CLUSTER_CHECK_S):
+            break
+        if not cluster_alive(gcs, os.environ[watchdog.ENV], local=local):
             # A supervisor (systemd, docker, Akash) restarts a process that exits non-zero.
             print("herd: the Ray cluster is gone; exiting", file=sys.stderr, flush=True)
             return CLUSTER_GONE
+        if local and check % PLACEMENT_EVERY == 0:
+            cpu_placement.keep_off_engine_cores(os.environ[watchdog.ENV], node_cpus)
     print("herd: shutting down", flush=True)
     # The routers first: they end streams in flight with an in-band error within their 2 s grace.
     # Engines are not drained (a scale-down does that): Ray's shutdown stops them, and the watchdog
