@@ -73,9 +73,9 @@ def role(process: Process, children: Iterable[Process]) -> Role:
 
 
 def plan(tasks: Iterable[Task], node_cpus: frozenset[int]) -> dict[int, frozenset[int]]:
-    """Thread id -> the CPUs it should get, for every OTHER thread that has others: the machine's
-    CPUs less those of engine workers pinned to fewer than all of them (all of them, if nothing
-    would be left or no engine is pinned)."""
+    """Thread id -> the CPUs it should get, for each OTHER thread whose CPUs are not those already:
+    the machine's CPUs less those of engine workers pinned to fewer than all of them (all of them,
+    if nothing would be left or no engine is pinned)."""
     tasks = list(tasks)
     pinned = [t.cpus for t in tasks if t.role is Role.ENGINE and t.cpus < node_cpus]
     target = node_cpus.difference(*pinned) or node_cpus
