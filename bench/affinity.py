@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.configs import chat_spec
-from bench.run import ROOT, settle, stop, wait_ready
+from bench.run import ROOT, launch, settle, stop, wait_ready
 from router.driver.ports import free_port
 
 MODEL = "smollm2"
@@ -163,16 +162,14 @@ def measure(routing: str, args: argparse.Namespace) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     config_path = config(routing, args.models)
     herd = [str(Path(sys.executable).with_name("herd")), "serve", "--port", str(port), "--config", str(config_path)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HERD_ROUTER_REPLICAS": str(args.routers)}
-    log = (ROOT / "bench" / "results" / f"affinity-{routing}.log").open("w")
-    proc = subprocess.Popen(herd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log = ROOT / "bench" / "results" / f"affinity-{routing}.log"
+    proc = launch(herd, log, {"HERD_ROUTER_REPLICAS": str(args.routers)})
     try:
         wait_ready(base, proc, MODEL)
         settle()
         return {"shared": run_workload(base, args, True), "distinct": run_workload(base, args, False)}
     finally:
         stop(proc)
-        log.close()
 
 
 def main() -> None:

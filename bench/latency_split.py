@@ -91,7 +91,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     server = next(s for s in servers(args.model_dir, port, "default") if s.name == name)
     base = f"http://127.0.0.1:{port}"
-    proc = launch(server, ROOT / "bench" / "results" / f"split-{name}.log")
+    proc = launch(server.command, ROOT / "bench" / "results" / f"split-{name}.log")
     out: dict[str, Any] = {}
     try:
         wait_ready(base, proc, server.model)

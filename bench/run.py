@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,18 +126,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     time.sleep(5)  # let engine processes release their memory and cores
 
 
-def launch(server: Server, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a contender the way every benchmark here does: the same engine memory, output to `log_path`."""
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
+def launch(command: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server the way every benchmark here does: the same engine memory (Herd's own CPU
+    default, set for vLLM's server too), output to `log_path`, `env` on top."""
+    full = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     with log_path.open("a") as log:
-        return subprocess.Popen(server.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full, cwd=ROOT)
 
 
 def measure(server: Server, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     port = free_port()
     server = servers(args.model_dir, port, args.sampling)[[s.name for s in servers("", 0)].index(server.name)]
     base = f"http://127.0.0.1:{port}"
-    proc = launch(server, log_dir / f"{server.name}.log")
+    proc = launch(server.command, log_dir / f"{server.name}.log")
     out: dict[str, Any] = {}
     try:
         ready = wait_ready(base, proc, server.model)
