@@ -96,14 +96,14 @@ def test_two_replicas_share_the_load(cluster: httpx.Client) -> None:
     for _ in range(REPLICAS * ONGOING):
         streams.open(400, wait_first_line=True)
     try:
-        deadline = time.monotonic() + 30  # engines report every 5 s
         running: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            running = _engine_samples(cluster, "vllm:num_requests_running")
-            if len(running) == REPLICAS and all(n == ONGOING for n in running.values()):
-                break
-            time.sleep(1)
-        assert len(running) == REPLICAS and all(n == ONGOING for n in running.values()), running
+
+        def each_replica_runs_its_share() -> bool:
+            running.clear()
+            running.update(_engine_samples(cluster, "vllm:num_requests_running"))
+            return len(running) == REPLICAS and all(n == ONGOING for n in running.values())
+
+        assert until(each_replica_runs_its_share, 30, every_s=1) is not None, running  # engines report every 5 s
         assert 'herd_replicas{model="smollm2:135m"} 2.0' in cluster.get("/metrics").text
     finally:
         streams.close()
@@ -117,9 +117,7 @@ def test_a_full_queue_answers_503_with_retry_after(cluster: httpx.Client) -> Non
             streams.open(400, wait_first_line=True)
         for _ in range(QUEUED + 4):  # a burst: QUEUED of them may wait, the rest are refused
             streams.open(400, wait_first_line=False)
-        deadline = time.monotonic() + 30
-        while len(streams.statuses) < REPLICAS * ONGOING + 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until(lambda: len(streams.statuses) >= REPLICAS * ONGOING + 4, 30)
     finally:
         streams.close()
     assert streams.statuses.count(503) >= 4, streams.statuses
